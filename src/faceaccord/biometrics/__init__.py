@@ -1,0 +1,1 @@
+"""The biometric pipeline: intake, detection, landmarks, alignment, embedding, quality."""

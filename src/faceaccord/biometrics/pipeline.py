@@ -1,0 +1,200 @@
+"""The ``Engine``: image intake -> detection -> landmarks -> alignment -> quality -> embedding,
+and 1:1 verification at a calibrated operating point.
+
+The engine is built from ports (``Detector``, ``Landmarker``, ``Aligner``, ``Embedder``), so fast
+tests run it on the fakes in ``biometrics.fakes`` and production runs it on dlib's models
+(``Engine.load``). Faces are returned largest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+from numpy.typing import NDArray
+
+from faceaccord.biometrics.align import Aligner, DlibAligner, DlibLandmarker, Landmarker
+from faceaccord.biometrics.detect import Detector, detect_scaled, make_detector
+from faceaccord.biometrics.embed import DlibResNetEmbedder, Embedder
+from faceaccord.biometrics.faces import Face, FaceTemplate
+from faceaccord.biometrics.images import DecodedImage, ImageSource, read_image
+from faceaccord.biometrics.models.cards import ModelCard, OperatingPoint
+from faceaccord.biometrics.quality import QualityGate, QualityReason, assess_quality
+from faceaccord.errors import FaceAccordError, NoFaceError, QualityRejectedError
+from faceaccord.matching.verification import VerificationResult, compare_templates
+from faceaccord.settings import Settings
+
+__all__ = ["Engine", "ImageResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """The outcome of one image in a batch: its templates (largest face first), or the error
+    that stopped it. Exactly one of the two is meaningful."""
+
+    templates: tuple[FaceTemplate, ...] = ()
+    error: FaceAccordError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _AlignedFace:
+    face: Face
+    chip: NDArray[np.uint8]
+
+
+class Engine:
+    """Detect, embed, enrol and verify faces. Build one with ``Engine.load()``."""
+
+    def __init__(
+        self,
+        *,
+        detector: Detector,
+        landmarker: Landmarker,
+        aligner: Aligner,
+        embedder: Embedder,
+        settings: Settings,
+    ) -> None:
+        self.detector = detector
+        self.landmarker = landmarker
+        self.aligner = aligner
+        self.embedder = embedder
+        self.settings = settings
+        self.quality_gate = QualityGate(settings.quality)
+        self.operating_point: OperatingPoint = embedder.card.operating_point(
+            settings.operating_point
+        )
+
+    @classmethod
+    def load(cls, settings: Settings | None = None) -> Engine:
+        """An engine on dlib's models (weights from the face-recognition-models wheel)."""
+        settings = settings or Settings()
+        embedder = DlibResNetEmbedder(batch_size=settings.embed_batch_size)
+        return cls(
+            detector=make_detector(settings.detection),
+            landmarker=DlibLandmarker(),
+            aligner=DlibAligner(
+                chip_size=embedder.card.chip_size, padding=embedder.card.chip_padding
+            ),
+            embedder=embedder,
+            settings=settings,
+        )
+
+    @property
+    def card(self) -> ModelCard:
+        return self.embedder.card
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.card.id
+
+    def read(self, source: ImageSource) -> DecodedImage:
+        """Decode and validate an image under the configured limits."""
+        return read_image(source, limits=self.settings.images)
+
+    def detect(self, source: ImageSource) -> list[Face]:
+        """Every face in the image, largest first, with landmarks and quality."""
+        return [aligned.face for aligned in self._analyse(self.read(source))]
+
+    def embed(self, source: ImageSource) -> list[FaceTemplate]:
+        """A template for every face in the image, largest first."""
+        result = next(self.embed_many([source]))
+        if result.error is not None:
+            raise result.error
+        return list(result.templates)
+
+    def embed_many(self, sources: Iterable[ImageSource]) -> Iterator[ImageResult]:
+        """Templates for many images, in order. Faces are embedded in batches across images; an
+        image that fails yields its error and never stops the others."""
+        batch_images = max(1, self.settings.embed_batch_size)
+        iterator = iter(sources)
+        while chunk := list(islice(iterator, batch_images)):
+            analysed: list[list[_AlignedFace] | FaceAccordError] = []
+            for source in chunk:
+                try:
+                    analysed.append(self._analyse(self.read(source)))
+                except FaceAccordError as error:
+                    analysed.append(error)
+            chips = [a.chip for faces in analysed if isinstance(faces, list) for a in faces]
+            embeddings = iter(self.embedder.embed(chips))
+            for faces in analysed:
+                if isinstance(faces, FaceAccordError):
+                    yield ImageResult(error=faces)
+                    continue
+                yield ImageResult(
+                    templates=tuple(
+                        FaceTemplate(
+                            face=a.face, embedding=next(embeddings), model_id=self.model_id
+                        )
+                        for a in faces
+                    )
+                )
+
+    def quality_reasons(self, face: Face, *, faces_in_image: int = 1) -> list[QualityReason]:
+        """Why ``face`` would be refused for enrolment (empty when it passes)."""
+        return self.quality_gate.reasons(face, faces_in_image=faces_in_image)
+
+    def enroll(self, source: ImageSource) -> FaceTemplate:
+        """The template of the one face in an enrolment photo, if it passes the quality gate."""
+        image = self.read(source)
+        faces = self._analyse(image)
+        if not faces:
+            raise NoFaceError("no face was found in the enrolment image")
+        best = faces[0]
+        reasons = self.quality_reasons(best.face, faces_in_image=len(faces))
+        if reasons:
+            raise QualityRejectedError(
+                "the face cannot be enrolled: " + ", ".join(reasons), reasons=reasons
+            )
+        embedding = self.embedder.embed([best.chip])[0]
+        return FaceTemplate(face=best.face, embedding=embedding, model_id=self.model_id)
+
+    def verify(
+        self, probe: ImageSource | FaceTemplate, reference: ImageSource | FaceTemplate
+    ) -> VerificationResult:
+        """Are these the same person? Uses the largest face of an image."""
+        return self.compare(
+            self._template_of(probe, "first"), self._template_of(reference, "second")
+        )
+
+    def compare(self, probe: FaceTemplate, reference: FaceTemplate) -> VerificationResult:
+        return compare_templates(
+            probe, reference, card=self.card, operating_point=self.operating_point
+        )
+
+    def _template_of(self, item: ImageSource | FaceTemplate, which: str) -> FaceTemplate:
+        if isinstance(item, FaceTemplate):
+            return item
+        image = self.read(item)
+        faces = self._analyse(image)
+        if not faces:
+            raise NoFaceError(f"no face was found in the {which} image")
+        largest = faces[0]
+        embedding = self.embedder.embed([largest.chip])[0]
+        return FaceTemplate(face=largest.face, embedding=embedding, model_id=self.model_id)
+
+    def _analyse(self, image: DecodedImage) -> list[_AlignedFace]:
+        pixels = image.pixels
+        detections = detect_scaled(self.detector, pixels, max_side=self.settings.detection.max_side)
+        detections.sort(key=lambda d: d.box.area, reverse=True)
+        landmarks = self.landmarker.locate(pixels, [d.box for d in detections])
+        chips = self.aligner.align(pixels, landmarks)
+        return [
+            _AlignedFace(
+                face=Face(
+                    box=detection.box,
+                    score=detection.score,
+                    landmarks=marks,
+                    quality=assess_quality(
+                        chip=chip,
+                        box=detection.box,
+                        landmarks=marks,
+                        image_width=image.width,
+                        image_height=image.height,
+                    ),
+                ),
+                chip=chip,
+            )
+            for detection, marks, chip in zip(detections, landmarks, chips, strict=True)
+        ]

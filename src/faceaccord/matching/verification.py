@@ -1,0 +1,60 @@
+"""Verification 1:1: compare two templates at a calibrated operating point.
+
+"No match" is an answer, not an error: ``match`` is false and the distance says how far apart
+the faces were. Comparing templates made by different models is an error, never a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceaccord.biometrics.faces import FaceTemplate
+from faceaccord.biometrics.models.cards import ModelCard, OperatingPoint
+from faceaccord.errors import TemplateMismatchError
+
+__all__ = ["VerificationResult", "compare_templates"]
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationResult:
+    match: bool
+    distance: float
+    """Euclidean distance between the embeddings; the decision is ``distance <= threshold``."""
+    similarity: float
+    """Cosine similarity of the embeddings (-1 to 1), for display and for comparing with other
+    systems; decisions are made on ``distance``."""
+    threshold: float
+    operating_point: OperatingPoint
+    model_id: str
+
+
+def compare_templates(
+    probe: FaceTemplate,
+    reference: FaceTemplate,
+    *,
+    card: ModelCard,
+    operating_point: OperatingPoint,
+) -> VerificationResult:
+    for template in (probe, reference):
+        if template.model_id != card.id:
+            raise TemplateMismatchError(
+                f"a template made by {template.model_id!r} cannot be compared at an operating "
+                f"point of {card.id!r}"
+            )
+    a = probe.embedding.astype(np.float64)
+    b = reference.embedding.astype(np.float64)
+    if a.shape != b.shape:
+        raise TemplateMismatchError(f"embeddings of shapes {a.shape} and {b.shape} differ")
+    distance = float(np.linalg.norm(a - b))
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    similarity = float(a @ b / norms) if norms > 0 else 0.0
+    return VerificationResult(
+        match=distance <= operating_point.threshold,
+        distance=distance,
+        similarity=similarity,
+        threshold=operating_point.threshold,
+        operating_point=operating_point,
+        model_id=card.id,
+    )

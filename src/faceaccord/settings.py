@@ -1,0 +1,88 @@
+"""The one settings object. Read from the environment (prefix ``FACEACCORD_``, nested groups
+separated by ``__``, e.g. ``FACEACCORD_IMAGES__MAX_BYTES=5000000``) only when ``Settings()`` is
+built, which happens in ``main()`` / ``create_app()``, never at import time."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DetectorKind(StrEnum):
+    """Which face detector to use."""
+
+    HOG = "hog"
+    """dlib's HOG + linear SVM frontal face detector: fast on a CPU, frontal faces."""
+    MMOD = "mmod"
+    """dlib's MMOD CNN detector: finds more faces at more poses, about 10x slower on a CPU."""
+
+
+class ImageLimits(BaseModel):
+    """What intake accepts. Pixel limits are checked from the header, before decoding."""
+
+    max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    max_pixels: int = Field(default=50_000_000, gt=0)
+    max_side: int = Field(default=20_000, gt=0)
+    min_side: int = Field(default=16, gt=0)
+    max_aspect_ratio: float = Field(default=12.0, ge=1.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ImageLimits:
+        if self.min_side > self.max_side:
+            raise ValueError(f"min_side ({self.min_side}) exceeds max_side ({self.max_side})")
+        return self
+
+
+class DetectionSettings(BaseModel):
+    kind: DetectorKind = DetectorKind.HOG
+    upsample: int = Field(default=1, ge=0, le=3)
+    """Times the working image is doubled before detection (finds faces half as large each)."""
+    max_side: int = Field(default=1024, ge=64)
+    """Detection runs on a copy scaled so its longer side is at most this; landmarks, chips and
+    embeddings always use the full-resolution image."""
+
+
+class QualityGateSettings(BaseModel):
+    """Enrolment quality gate. See ``biometrics/quality.py`` for how each figure is measured."""
+
+    min_face_px: int = Field(default=60, ge=1)
+    """Smallest accepted inter-ocular distance x 2.5 (about the face width), in source pixels."""
+    min_sharpness: float = Field(default=15.0, ge=0)
+    max_yaw_deg: float = Field(default=35.0, gt=0)
+    max_roll_deg: float = Field(default=30.0, gt=0)
+    max_pitch_deg: float = Field(default=30.0, gt=0)
+    min_brightness: float = Field(default=0.18, ge=0, le=1)
+    max_brightness: float = Field(default=0.88, ge=0, le=1)
+    min_detection_score: float = Field(default=0.3)
+    max_faces: int = Field(default=1, ge=1)
+    allow_cut_off: bool = False
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "faceaccord"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FACEACCORD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    images: ImageLimits = ImageLimits()
+    detection: DetectionSettings = DetectionSettings()
+    quality: QualityGateSettings = QualityGateSettings()
+    operating_point: str = "default"
+    """Name of the verification operating point in the embedding model's card."""
+    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    workers: int = Field(default=0, ge=0)
+    """Processes for folder jobs; 0 means one per CPU core."""
+
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
