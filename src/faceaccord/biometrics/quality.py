@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 __all__ = ["QualityAssessment", "QualityGate", "QualityReason", "assess_quality"]
 
 NOSE_DEPTH_RATIO = 0.35
-FRONTAL_NOSE_DROP = 0.75
+"""Nose base in front of the eye centres, in inter-ocular distances (adult anthropometry)."""
+FRONTAL_NOSE_DROP = 0.69
+"""Nose base below the eye line, in inter-ocular distances: the median over 40 frontal studio
+photos of faces-demographic (quartiles 0.66 and 0.72)."""
 CUT_OFF_FRACTION = 0.10
 _CENTRE = slice(38, 112)  # the face region of a 150 px chip with dlib's 0.25 padding
 
