@@ -25,7 +25,7 @@ RIGHT_LARGE = ((0.45, 0.1, 0.95, 0.9), 1.8)
 
 def _jpeg(seed: int, size: tuple[int, int] = (320, 240)) -> bytes:
     rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 255, size=(24, 32, 3), dtype=np.uint8)
+    pixels = rng.integers(0, 255, size=(120, 160, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).resize(size, Image.Resampling.BICUBIC).save(buffer, format="JPEG")
     return buffer.getvalue()
