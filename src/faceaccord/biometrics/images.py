@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +26,6 @@ from PIL import (
     MpoImagePlugin,
     PngImagePlugin,
     TiffImagePlugin,
-    UnidentifiedImageError,
     WebPImagePlugin,
 )
 
@@ -65,14 +65,37 @@ _PILLOW_FORMATS: dict[str, ImageFormat] = {
 # MPO has no opener of its own: the JPEG opener returns MPO files.
 _OPENERS = tuple(name for name in _PILLOW_FORMATS if name != MpoImagePlugin.MpoImageFile.format)
 
-# Leading bytes of the accepted formats, to tell "truncated" from "not an image".
-_ACCEPTED_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"RIFF", "WebP"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
+
+def _any(data: bytes) -> bool:
+    return True
+
+
+def _webp_riff(data: bytes) -> bool:
+    return len(data) < 12 or data[8:12] == b"WEBP"  # RIFF also holds WAV, AVI, ...
+
+
+def _bmp_header(data: bytes) -> bool:
+    # "BM" is also how text can start: a BMP has four zero bytes at 6 (reserved) and an info
+    # header of one of a few known sizes at 14.
+    if len(data) < 10 or data[6:10] != b"\0\0\0\0":
+        return False
+    return len(data) < 18 or int.from_bytes(data[14:18], "little") in _BMP_INFO_SIZES
+
+
+_BMP_INFO_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+
+
+# Leading bytes of the accepted formats (with a check of the bytes after them where the
+# signature is short), to tell "truncated" from "not an image".
+_ACCEPTED_MAGIC: tuple[tuple[bytes, str, Callable[[bytes], bool]], ...] = (
+    (b"\xff\xd8\xff", "JPEG", _any),
+    (b"\x89PNG\r\n\x1a\n", "PNG", _any),
+    (b"RIFF", "WebP", _webp_riff),
+    (b"BM", "BMP", _bmp_header),
+    (b"II*\x00", "TIFF", _any),
+    (b"MM\x00*", "TIFF", _any),
+    (b"II+\x00", "BigTIFF", _any),
+    (b"MM\x00+", "BigTIFF", _any),
 )
 
 # Leading bytes of formats we recognise but do not accept, to name them in the error.
@@ -157,13 +180,16 @@ def decode_image(data: bytes, *, limits: ImageLimits) -> DecodedImage:
     if len(data) > limits.max_bytes:
         raise _too_many_bytes(len(data), limits)
 
-    with warnings.catch_warnings():
-        # Our own pixel limit (checked below) replaces Pillow's global bomb warning.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # Our own pixel limit (checked below) replaces Pillow's global bomb warning, and Pillow's
+        # other warnings (corrupt EXIF or TIFF tags) must not reject, or pollute, a usable image.
+        warnings.simplefilter("ignore")
         image = _open(data)
         try:
             fmt = _PILLOW_FORMATS[str(image.format)]
             _check_dimensions(image.size, limits)
+            # Read before load(): Pillow's TIFF loader applies the tag itself and deletes it.
+            orientation = _exif_orientation(image)
             image.load()
         except (TooManyPixelsError, ImageDimensionsError):
             raise
@@ -175,10 +201,15 @@ def decode_image(data: bytes, *, limits: ImageLimits) -> DecodedImage:
             ) from None
 
         source_mode = image.mode
-        orientation = _exif_orientation(image)
-        if orientation != 1:
-            image = ImageOps.exif_transpose(image)
-        pixels = _to_rgb8(image)
+        try:
+            if orientation != 1:
+                image = ImageOps.exif_transpose(image)  # a no-op when load() already turned it
+            pixels = _to_rgb8(image)
+        except Exception as exc:
+            raise UnsupportedImageFormatError(
+                f"the {image.format} image's pixel mode {source_mode} cannot be converted to RGB "
+                f"({exc})"
+            ) from None
     return DecodedImage(
         pixels=pixels, format=fmt, source_mode=source_mode, exif_orientation=orientation
     )
@@ -195,10 +226,10 @@ def _open(data: bytes) -> Image.Image:
         return Image.open(io.BytesIO(data), formats=_OPENERS)
     except Image.DecompressionBombError as exc:
         raise TooManyPixelsError(f"the image is a decompression bomb: {exc}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+    except Exception:  # any failure to open is classified below
         pass
-    for magic, name in _ACCEPTED_MAGIC:
-        if data.startswith(magic):
+    for magic, name, confirm in _ACCEPTED_MAGIC:
+        if data.startswith(magic) and confirm(data):
             raise TruncatedImageError(
                 f"the data starts like {name} but its header is truncated or corrupt "
                 f"({len(data):,} bytes)"
@@ -260,14 +291,15 @@ _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 def _to_rgb8(image: Image.Image) -> NDArray[np.uint8]:
     mode = image.mode
-    if mode == "RGB":
+    if mode in _ALPHA_MODES or "transparency" in image.info:
+        # "La" (premultiplied grey + alpha) has no direct conversion to RGBA; LA does.
+        rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        rgb = Image.alpha_composite(white, rgba).convert("RGB")
+    elif mode == "RGB":
         rgb = image
     elif mode.startswith("I;16") or mode in {"I", "F"}:
         rgb = Image.fromarray(_high_depth_to_uint8(image)).convert("RGB")
-    elif mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        rgb = Image.alpha_composite(white, rgba).convert("RGB")
     else:  # L, 1, P, CMYK, YCbCr, LAB, HSV
         rgb = image.convert("RGB")
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
@@ -279,7 +311,7 @@ def _high_depth_to_uint8(image: Image.Image) -> NDArray[np.uint8]:
     if image.mode == "F":
         as_float = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         scale = 255.0 if as_float.max(initial=0.0) <= 1.0 else 1.0
-        return np.clip(as_float * scale, 0, 255).astype(np.uint8)
+        return np.rint(np.clip(as_float * scale, 0, 255)).astype(np.uint8)
     as_int = values.astype(np.int64)
     if image.mode.startswith("I;16") or as_int.max(initial=0) > 255:
         return (np.clip(as_int, 0, 65535) >> 8).astype(np.uint8)
