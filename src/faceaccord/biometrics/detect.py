@@ -82,8 +82,10 @@ def detect_scaled(
     working = np.asarray(
         Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     )
-    inverse = width / size[0]
-    return [Detection(box=d.box.scaled(inverse), score=d.score) for d in detector.detect(working)]
+    back_x, back_y = width / size[0], height / size[1]
+    return [
+        Detection(box=d.box.scaled(back_x, back_y), score=d.score) for d in detector.detect(working)
+    ]
 
 
 def _box(rect: Any) -> BoundingBox:

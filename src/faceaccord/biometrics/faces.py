@@ -44,13 +44,14 @@ class BoundingBox:
     def as_list(self) -> list[int]:
         return [self.left, self.top, self.right, self.bottom]
 
-    def scaled(self, factor: float) -> BoundingBox:
-        """The same box in an image ``factor`` times as large."""
+    def scaled(self, factor_x: float, factor_y: float) -> BoundingBox:
+        """The same box in an image ``factor_x`` times as wide and ``factor_y`` times as tall."""
+        left, top = math.floor(self.left * factor_x), math.floor(self.top * factor_y)
         return BoundingBox(
-            left=math.floor(self.left * factor),
-            top=math.floor(self.top * factor),
-            right=max(math.ceil(self.right * factor), math.floor(self.left * factor) + 1),
-            bottom=max(math.ceil(self.bottom * factor), math.floor(self.top * factor) + 1),
+            left=left,
+            top=top,
+            right=max(math.ceil(self.right * factor_x), left + 1),
+            bottom=max(math.ceil(self.bottom * factor_y), top + 1),
         )
 
     def fraction_outside(self, width: int, height: int) -> float:
