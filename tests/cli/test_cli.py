@@ -183,3 +183,10 @@ def test_the_installed_console_script_runs() -> None:
     card = json.loads(completed.stdout)
     assert card["id"] == "dlib-resnet-v1"
     assert [p["name"] for p in card["operating_points"]] == ["default", "dlib_0.6"]
+
+
+def test_embed_into_a_missing_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "no" / "such" / "faces.jsonl"
+    code, _, err = _run("embed", str(tmp_path), "--out", str(out), "--json")
+    assert code == 3
+    assert "does not exist" in json.loads(err)["error"]["message"]

@@ -145,6 +145,10 @@ def embed(
     output is written to OUT.partial and renamed to OUT when the run completes."""
     with _errors_reported(json_output):
         settings = _settings(detector=detector, upsample=upsample)
+        if not out.parent.is_dir():
+            raise InputError(f"the folder for --out does not exist: {out.parent}")
+        if out.is_dir():
+            raise InputError(f"--out must be a file, and {out} is a folder")
         files = list_files(folder)
         partial = out.with_name(out.name + ".partial")
         counts = {"files": len(files), "images_with_faces": 0, "faces": 0, "errors": 0}
