@@ -34,6 +34,7 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py $(SHORT)
+	$(BIN)/python benchmarks/bench_policy.py $(SHORT)
 
 bench-short:
 	$(MAKE) bench SHORT=--short

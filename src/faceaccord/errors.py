@@ -16,9 +16,12 @@ type, so callers can branch on the code rather than on message text::
     │   │   └── ImageDimensionsError         absurd width, height or aspect ratio
     │   └── NoFaceError                 a face was required and none was found
     ├── QualityRejectedError            the face failed the enrolment quality gate (with reasons)
+    ├── PolicyDeniedError               the policy refused the request (carries the decision)
     ├── ModelError                      a model is missing, altered, or incompatible
     │   └── TemplateMismatchError       templates from different models were compared
+    ├── ReviewError                     a scale-tier review was asked or decided improperly
     └── ConfigurationError              settings are unsafe or inconsistent
+        └── PolicyPackError             a policy pack is malformed (names the file and line)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from faceaccord.biometrics.quality import QualityReason
+    from faceaccord.governance.decisions import Decision
 
 __all__ = [
     "ConfigurationError",
@@ -40,7 +44,10 @@ __all__ = [
     "ModelError",
     "NoFaceError",
     "NotAnImageError",
+    "PolicyDeniedError",
+    "PolicyPackError",
     "QualityRejectedError",
+    "ReviewError",
     "TemplateMismatchError",
     "TooManyPixelsError",
     "TruncatedImageError",
@@ -112,6 +119,22 @@ class QualityRejectedError(FaceAccordError):
         self.reasons = tuple(reasons)
 
 
+class PolicyDeniedError(FaceAccordError):
+    """The policy refused the request before any biometric processing; ``decision`` says which
+    rules refused it and why."""
+
+    code = "policy_denied"
+
+    def __init__(self, decision: Decision) -> None:
+        rules = ", ".join(f"{r.rule} ({r.pack})" for r in decision.reasons) or "no rule allowed it"
+        super().__init__(f"the policy denies this request: {rules}")
+        self.decision = decision
+
+
+class ReviewError(FaceAccordError):
+    code = "review_error"
+
+
 class ModelError(FaceAccordError):
     code = "model_error"
 
@@ -122,3 +145,7 @@ class TemplateMismatchError(ModelError):
 
 class ConfigurationError(FaceAccordError):
     code = "configuration_error"
+
+
+class PolicyPackError(ConfigurationError):
+    code = "policy_pack_error"

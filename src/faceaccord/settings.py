@@ -66,6 +66,19 @@ class QualityGateSettings(BaseModel):
     allow_cut_off: bool = False
 
 
+class PolicySettings(BaseModel):
+    """What the operator puts in force (see ``governance.entities.DeploymentSettings``)."""
+
+    packs: list[str] | None = None
+    """Pack ids in force; unset means every shipped pack (each applies only in its jurisdiction)."""
+    pack_dirs: list[Path] = []
+    """Folders of additional packs of the operator's own."""
+    national_law: str | None = None
+    """Attestation, by reference, that a qualifying national law on face recognition is in force."""
+    fairness_audit: str | None = None
+    log_retention_days: int | None = Field(default=None, ge=0)
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "faceaccord"
@@ -82,6 +95,7 @@ class Settings(BaseSettings):
     images: ImageLimits = ImageLimits()
     detection: DetectionSettings = DetectionSettings()
     quality: QualityGateSettings = QualityGateSettings()
+    policy: PolicySettings = PolicySettings()
     operating_point: str = "default"
     """Name of the verification operating point in the embedding model's card."""
     embed_batch_size: int = Field(default=32, ge=1, le=1024)

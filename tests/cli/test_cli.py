@@ -165,13 +165,19 @@ def test_embed_writes_one_json_line_per_file_and_survives_bad_files(
     assert not out.with_name("faces.jsonl.partial").exists()
 
 
-def test_demo_enrols_verifies_and_shows_a_quality_refusal() -> None:
+def test_demo_enrols_verifies_refuses_a_bad_photo_and_shows_a_policy_denial() -> None:
     code, out, err = _run("demo", "--json")
     assert code == 0, err
     document = json.loads(out)
     assert document["all_correct"] is True
     assert [v["match"] for v in document["verifications"]] == [True, True, False]
     assert document["quality_gate"]["reasons"] == ["face_cut_off"]
+    police, ngo = document["policy"]["police"], document["policy"]["ngo"]
+    assert police["decision"] == "deny"
+    assert [r["rule"] for r in police["reasons"]] == ["MS-US-POLICE", "AMZ-MORATORIUM"]
+    assert ngo["outcome"] == "allow_with_obligations"
+    assert ngo["verification"]["operating_point"]["name"] == "strict"
+    assert ngo["verification"]["match"] is True
 
 
 def test_the_installed_console_script_runs() -> None:
@@ -182,7 +188,7 @@ def test_the_installed_console_script_runs() -> None:
     assert completed.returncode == 0, completed.stderr
     card = json.loads(completed.stdout)
     assert card["id"] == "dlib-resnet-v1"
-    assert [p["name"] for p in card["operating_points"]] == ["default", "dlib_0.6"]
+    assert [p["name"] for p in card["operating_points"]] == ["default", "strict", "dlib_0.6"]
 
 
 def test_embed_into_a_missing_folder_is_refused_before_any_work(tmp_path: Path) -> None:

@@ -163,16 +163,18 @@ class Engine:
             probe, reference, card=self.card, operating_point=self.operating_point
         )
 
-    def _template_of(self, item: ImageSource | FaceTemplate, which: str) -> FaceTemplate:
-        if isinstance(item, FaceTemplate):
-            return item
-        image = self.read(item)
-        faces = self._analyse(image)
+    def largest_template(self, source: ImageSource, *, which: str = "") -> FaceTemplate:
+        """The template of the largest face in the image; ``which`` names the image in the
+        error when there is no face ("first", "second", ...)."""
+        faces = self._analyse(self.read(source))
         if not faces:
-            raise NoFaceError(f"no face was found in the {which} image")
+            raise NoFaceError(f"no face was found in the {which + ' ' if which else ''}image")
         largest = faces[0]
         embedding = self.embedder.embed([largest.chip])[0]
         return FaceTemplate(face=largest.face, embedding=embedding, model_id=self.model_id)
+
+    def _template_of(self, item: ImageSource | FaceTemplate, which: str) -> FaceTemplate:
+        return item if isinstance(item, FaceTemplate) else self.largest_template(item, which=which)
 
     def _analyse(self, image: DecodedImage) -> list[_AlignedFace]:
         pixels = image.pixels

@@ -9,35 +9,26 @@ Every command takes ``--json``. Results go to standard output; errors go to stan
     3  unusable input (not an image, too large, no face, ...)
     4  refused by the enrolment quality gate
     5  model or configuration problem
+    6  refused by the policy (the decision, with its rules, is in the error)
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from faceaccord.biometrics.folder_job import embed_files, list_files
 from faceaccord.biometrics.pipeline import Engine
-from faceaccord.cli import render
+from faceaccord.cli import policy, render
 from faceaccord.cli.demo import run_demo
-from faceaccord.errors import (
-    ConfigurationError,
-    FaceAccordError,
-    InputError,
-    ModelError,
-    QualityRejectedError,
-)
+from faceaccord.cli.output import JsonOption, errors_reported, load_settings, print_json
+from faceaccord.errors import InputError
 from faceaccord.settings import DetectorKind, Settings
 
 app = typer.Typer(
@@ -47,8 +38,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(policy.app, name="policy")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 DetectorOption = Annotated[
     DetectorKind | None, typer.Option("--detector", help="Face detector (default: settings).")
 ]
@@ -67,7 +58,7 @@ def detect(
     upsample: UpsampleOption = None,
 ) -> None:
     """Find every face in IMAGE, with its box, score, landmarks and quality."""
-    with _errors_reported(json_output):
+    with errors_reported(json_output):
         engine = Engine.load(_settings(detector=detector, upsample=upsample))
         decoded = engine.read(image)
         faces = engine.detect(decoded)
@@ -75,7 +66,7 @@ def detect(
             render.face_json(f, engine.quality_reasons(f, faces_in_image=len(faces))) for f in faces
         ]
         if json_output:
-            _print_json({"image": render.image_json(decoded), "faces": rendered})
+            print_json({"image": render.image_json(decoded), "faces": rendered})
             return
         console = Console()
         console.print(f"{image}: {len(faces)} face(s) in a {decoded.width}x{decoded.height} image")
@@ -107,14 +98,14 @@ def verify(
     upsample: UpsampleOption = None,
 ) -> None:
     """Are the largest faces of IMAGE_A and IMAGE_B the same person? Exits 0 either way."""
-    with _errors_reported(json_output):
+    with errors_reported(json_output):
         settings = _settings(detector=detector, upsample=upsample)
         if operating_point:
             settings = settings.model_copy(update={"operating_point": operating_point})
         engine = Engine.load(settings)
         result = engine.verify(image_a, image_b)
         if json_output:
-            _print_json(render.verification_json(result))
+            print_json(render.verification_json(result))
             return
         verdict = "[green]MATCH[/green]" if result.match else "[yellow]NO MATCH[/yellow]"
         point = result.operating_point
@@ -143,7 +134,7 @@ def embed(
 
     A file that is not an image, or fails, gets an "error" line; it never stops the run. The
     output is written to OUT.partial and renamed to OUT when the run completes."""
-    with _errors_reported(json_output):
+    with errors_reported(json_output):
         settings = _settings(detector=detector, upsample=upsample)
         if not out.parent.is_dir():
             raise InputError(f"the folder for --out does not exist: {out.parent}")
@@ -174,7 +165,7 @@ def embed(
                 progress.advance(task)
         partial.replace(out)
         if json_output:
-            _print_json({**counts, "out": str(out)})
+            print_json({**counts, "out": str(out)})
         else:
             Console().print(
                 f"{counts['files']} files: {counts['faces']} faces in "
@@ -185,18 +176,18 @@ def embed(
 @app.command()
 def demo(json_output: JsonOption = False) -> None:
     """Fetch the sample photos, enrol one person, verify a genuine and an impostor pair."""
-    with _errors_reported(json_output):
+    with errors_reported(json_output):
         run_demo(settings=_settings(), as_json=json_output)
 
 
 @app.command()
 def model(json_output: JsonOption = False) -> None:
     """Show the embedding model's card: where it comes from and its operating points."""
-    with _errors_reported(json_output):
+    with errors_reported(json_output):
         settings = _settings()
         card = Engine.load(settings).card
         if json_output:
-            _print_json(card.model_dump(mode="json"))
+            print_json(card.model_dump(mode="json"))
             return
         console = Console()
         console.print(f"[bold]{card.id}[/bold]: {card.name}\n{card.source}; {card.licence}")
@@ -219,10 +210,7 @@ def main() -> None:
 
 
 def _settings(*, detector: DetectorKind | None = None, upsample: int | None = None) -> Settings:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise ConfigurationError(f"invalid FACEACCORD_ settings: {exc}") from None
+    settings = load_settings()
     detection: dict[str, Any] = {}
     if detector is not None:
         detection["kind"] = detector
@@ -233,40 +221,3 @@ def _settings(*, detector: DetectorKind | None = None, upsample: int | None = No
             update={"detection": settings.detection.model_copy(update=detection)}
         )
     return settings
-
-
-def _exit_code(error: FaceAccordError) -> int:
-    if isinstance(error, QualityRejectedError):
-        return 4
-    if isinstance(error, InputError):
-        return 3
-    if isinstance(error, ModelError | ConfigurationError):
-        return 5
-    return 1
-
-
-@contextmanager
-def _errors_reported(as_json: bool) -> Iterator[None]:
-    try:
-        yield
-    except FaceAccordError as error:
-        _report(error.code, error.message, as_json)
-        raise typer.Exit(_exit_code(error)) from None
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        if os.environ.get("FACEACCORD_DEBUG"):
-            raise
-        _report("internal_error", f"{type(error).__name__}: {error}", as_json)
-        raise typer.Exit(1) from None
-
-
-def _report(code: str, message: str, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
-    else:
-        Console(stderr=True).print(f"[red]error[/red] ({code}): {message}", highlight=False)
-
-
-def _print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")

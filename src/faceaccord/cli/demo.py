@@ -1,4 +1,6 @@
-"""``faceaccord demo``: enrol one person from the sample photos and verify against them."""
+"""``faceaccord demo``: enrol one person from the sample photos, verify against them, refuse a
+bad photo, and put the same verification behind the policy: a US police department is denied
+before any image is read; a missing-children organisation is allowed, with obligations."""
 
 from __future__ import annotations
 
@@ -9,11 +11,33 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from faceaccord.biometrics.faces import FaceTemplate
 from faceaccord.biometrics.pipeline import Engine
 from faceaccord.cli import render
-from faceaccord.errors import QualityRejectedError
-from faceaccord.samples import fetch_sample_photos
+from faceaccord.cli.policy import policy_engine_from, print_decision
+from faceaccord.errors import PolicyDeniedError, QualityRejectedError
+from faceaccord.governance.enforcement import GovernedEngine
+from faceaccord.governance.entities import Organisation, OrganisationStatus, RequestContext
+from faceaccord.governance.vocabulary import Jurisdiction, Purpose, Sector
+from faceaccord.samples import SamplePhotos, fetch_sample_photos
 from faceaccord.settings import Settings
+
+POLICE = Organisation(
+    id="demo-police",
+    name="a US city police department",
+    sector=Sector.POLICE,
+    jurisdiction=Jurisdiction.parse("US-NY"),
+    status=OrganisationStatus.APPROVED,
+    approved_purposes=frozenset({Purpose.CRIMINAL_INVESTIGATION, Purpose.MISSING_PERSONS}),
+)
+MISSING_CHILDREN_NGO = Organisation(
+    id="demo-ngo",
+    name="a missing-children organisation",
+    sector=Sector.NGO_MISSING_PERSONS,
+    jurisdiction=Jurisdiction.parse("US-VA"),
+    status=OrganisationStatus.APPROVED,
+    approved_purposes=frozenset({Purpose.MISSING_PERSONS}),
+)
 
 
 def run_demo(*, settings: Settings, as_json: bool) -> dict[str, Any]:
@@ -77,6 +101,8 @@ def run_demo(*, settings: Settings, as_json: bool) -> dict[str, Any]:
            else "accepted")
     )  # fmt: skip
 
+    policy = _policy_step(engine, settings, samples, enrolled, console)
+
     document = {
         "samples": str(samples.folder),
         "model": engine.model_id,
@@ -88,10 +114,57 @@ def run_demo(*, settings: Settings, as_json: bool) -> dict[str, Any]:
         },
         "verifications": checks,
         "quality_gate": refusal,
-        "all_correct": all(c["correct"] for c in checks) and refusal["refused"],
+        "policy": policy,
+        "all_correct": all(c["correct"] for c in checks)
+        and refusal["refused"]
+        and policy["police"]["decision"] == "deny"
+        and policy["ngo"]["decision"] == "allow"
+        and policy["ngo"]["verification"]["match"],
     }
     if as_json:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     elif not document["all_correct"]:
         console.print("[red]some decisions were not what the demo expected[/red]")
     return document
+
+
+def _policy_step(
+    engine: Engine,
+    settings: Settings,
+    samples: SamplePhotos,
+    enrolled: FaceTemplate,
+    console: Console,
+) -> dict[str, Any]:
+    governed = GovernedEngine(engine=engine, policy=policy_engine_from(settings))
+    probe = samples.person_a[1]
+    console.print(f"\n{POLICE.name} asks to verify {probe.name} for a criminal investigation:")
+    try:
+        governed.verify(
+            probe, enrolled, organisation=POLICE, purpose=Purpose.CRIMINAL_INVESTIGATION
+        )
+        police: dict[str, Any] = {"decision": "allow"}
+    except PolicyDeniedError as denied:
+        print_decision(denied.decision, console)
+        console.print("  (no image was read: the policy decides before any biometric processing)")
+        police = denied.decision.as_dict()
+
+    console.print(f"\n{MISSING_CHILDREN_NGO.name} asks the same for a missing child:")
+    allowed = governed.verify(
+        probe,
+        enrolled,
+        organisation=MISSING_CHILDREN_NGO,
+        purpose=Purpose.MISSING_PERSONS,
+        context=RequestContext(reviewers=1),
+    )
+    print_decision(allowed.decision, console)
+    result = allowed.result
+    console.print(
+        f"  verified at operating point {result.operating_point.name!r} (threshold "
+        f"{result.threshold}, for the similarity floor): "
+        + ("match" if result.match else "no match")
+        + f", distance {result.distance:.3f}; a candidate for human review, not a conclusion"
+    )
+    return {
+        "police": police,
+        "ngo": {**allowed.decision.as_dict(), "verification": render.verification_json(result)},
+    }
