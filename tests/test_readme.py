@@ -13,10 +13,10 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 CI_RUN = README.with_name(".ci") / "run"
 
 
-def _python_block() -> str:
-    match = re.search(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    assert match, "the README has no python example"
-    return match.group(1)
+def _python_blocks() -> list[str]:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert blocks, "the README has no python example"
+    return blocks
 
 
 def _expected_lines(code: str) -> list[str]:
@@ -44,8 +44,9 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 @pytest.mark.real_model
-def test_the_library_example_runs_and_prints_what_it_says() -> None:
-    code = _python_block()
+@pytest.mark.parametrize("index", range(len(_python_blocks())))
+def test_each_python_example_runs_and_prints_what_it_says(index: int) -> None:
+    code = _python_blocks()[index]
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})
