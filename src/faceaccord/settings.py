@@ -8,7 +8,7 @@ import os
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -79,6 +79,50 @@ class PolicySettings(BaseModel):
     log_retention_days: int | None = Field(default=None, ge=0)
 
 
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class KeySettings(BaseModel):
+    """Template protection and signing. In development, missing keys are generated once into
+    files under ``FACEACCORD_HOME`` (mode 0600); in production they must be configured, and
+    start-up refuses otherwise: there is never a default key."""
+
+    master_key: SecretStr | None = None
+    """Base64 of 32 random bytes: wraps every subject's data key (AES-256-GCM)."""
+    master_key_file: Path | None = None
+    signing_key_file: Path | None = None
+    """PEM (PKCS#8) Ed25519 private key: signs audit checkpoints and erasure receipts."""
+
+
+class OrganisationSettings(BaseModel):
+    """The organisation this local deployment acts for (the command line acts as it)."""
+
+    id: str = "local"
+    name: str = "local organisation"
+    sector: str = "commercial"
+    jurisdiction: str = "US-NY"
+    approved_purposes: list[str] = [
+        "identity_verification",
+        "access_control",
+        "duplicate_account_detection",
+        "media_archive_search",
+        "research_evaluation",
+    ]
+    scale_tier: str = "medium"
+    retention_policy: str | None = None
+    accountability_report: str | None = None
+    retention_days: int | None = Field(default=None, gt=0)
+    """The organisation's own retention: templates go this many days after the subject's last
+    interaction (packs may require sooner)."""
+
+
+def default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "faceaccord"
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "faceaccord"
@@ -91,6 +135,19 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
+    environment: Environment = Environment.DEVELOPMENT
+    home: Path = Field(default_factory=default_home)
+    """Where all data lives (FACEACCORD_HOME): the database, the key vault, generated keys."""
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<home>/faceaccord.db``. PostgreSQL:
+    ``postgresql+psycopg://user:password@host/db``."""
+    keyvault_url: str | None = None
+    """Where subjects' wrapped data keys live, apart from the templates so that destroying a key
+    makes every copy of the templates unreadable; default ``sqlite:///<home>/keyvault.db``."""
+    keys: KeySettings = KeySettings()
+    organisation: OrganisationSettings = OrganisationSettings()
+    audit_checkpoint_every: int = Field(default=100, ge=1)
+    """Sign a checkpoint of the audit chain after this many entries."""
     cache_dir: Path = Field(default_factory=default_cache_dir)
     images: ImageLimits = ImageLimits()
     detection: DetectionSettings = DetectionSettings()
@@ -104,3 +161,9 @@ class Settings(BaseSettings):
 
     def worker_count(self) -> int:
         return self.workers or (os.cpu_count() or 1)
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'faceaccord.db'}"
+
+    def resolved_keyvault_url(self) -> str:
+        return self.keyvault_url or f"sqlite:///{self.home / 'keyvault.db'}"

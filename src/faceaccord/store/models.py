@@ -1,0 +1,219 @@
+"""The tables. Templates are stored only encrypted; the subjects' wrapped data keys live in a
+separate database (``vault.py``) so that destroying a key makes every copy unreadable."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+        bytes: LargeBinary,
+    }
+
+
+class OrganisationRow(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    sector: Mapped[str] = mapped_column(String(60))
+    jurisdiction: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(30))
+    approved_purposes: Mapped[list[str]]
+    scale_tier: Mapped[int] = mapped_column(Integer)
+    acts_for_sector: Mapped[str | None] = mapped_column(String(60))
+    acts_for_jurisdiction: Mapped[str | None] = mapped_column(String(80))
+    retention_policy: Mapped[str | None] = mapped_column(Text)
+    accountability_report: Mapped[str | None] = mapped_column(Text)
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class ScaleDecisionRow(Base):
+    __tablename__ = "scale_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    tier: Mapped[int] = mapped_column(Integer)
+    requested_by: Mapped[str] = mapped_column(String(300))
+    request_reason: Mapped[str] = mapped_column(Text)
+    reviewer: Mapped[str] = mapped_column(String(300))
+    approved: Mapped[bool]
+    reason: Mapped[str] = mapped_column(Text)
+    decided_at: Mapped[datetime]
+
+
+class GalleryRow(Base):
+    __tablename__ = "galleries"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime]
+    purpose_ends_at: Mapped[datetime | None]
+    withdrawn_at: Mapped[datetime | None]
+
+    subjects: Mapped[list[SubjectRow]] = relationship(
+        back_populates="gallery", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class SubjectRow(Base):
+    __tablename__ = "subjects"
+    __table_args__ = (UniqueConstraint("gallery_id", "reference"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    gallery_id: Mapped[str] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    reference: Mapped[str] = mapped_column(String(300))
+    """The organisation's own name or number for the person."""
+    jurisdiction: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    last_interaction_at: Mapped[datetime]
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    retention_after: Mapped[str | None] = mapped_column(String(30))
+    """What ``retention_days`` counts from: last_interaction, purpose_end or collection."""
+
+    gallery: Mapped[GalleryRow] = relationship(back_populates="subjects")
+    templates: Mapped[list[TemplateRow]] = relationship(
+        back_populates="subject", cascade="all, delete-orphan", passive_deletes=True
+    )
+    consents: Mapped[list[ConsentRow]] = relationship(
+        back_populates="subject", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class TemplateRow(Base):
+    __tablename__ = "templates"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    model_id: Mapped[str] = mapped_column(String(100))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[bytes]
+    ciphertext: Mapped[bytes]
+    quality: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+    subject: Mapped[SubjectRow] = relationship(back_populates="templates")
+
+
+class ConsentRow(Base):
+    __tablename__ = "consents"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(30))
+    reference: Mapped[str] = mapped_column(String(300))
+    notice_sha256: Mapped[str | None] = mapped_column(String(64))
+    notice_version: Mapped[str | None] = mapped_column(String(60))
+    purpose: Mapped[str] = mapped_column(String(60))
+    duration_days: Mapped[int | None] = mapped_column(Integer)
+    collected_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    subject: Mapped[SubjectRow] = relationship(back_populates="consents")
+
+
+class ErasureReceiptRow(Base):
+    __tablename__ = "erasure_receipts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(20))
+    """``subject`` or ``gallery`` (a takedown)."""
+    gallery_id: Mapped[str] = mapped_column(String(36))
+    subject_id: Mapped[str | None] = mapped_column(String(36))
+    reference_sha256: Mapped[str | None] = mapped_column(String(64))
+    """A hash of the subject's reference: the receipt proves whose data went without keeping it."""
+    reason: Mapped[str] = mapped_column(String(60))
+    counts: Mapped[dict[str, Any]]
+    erased_at: Mapped[datetime]
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(Text)
+
+
+class AuditEntryRow(Base):
+    __tablename__ = "audit_entries"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(300))
+    organisation_id: Mapped[str] = mapped_column(String(100), index=True)
+    operation: Mapped[str] = mapped_column(String(40))
+    purpose: Mapped[str | None] = mapped_column(String(60))
+    decision: Mapped[str] = mapped_column(String(40))
+    rule_ids: Mapped[list[str]]
+    gallery_id: Mapped[str | None] = mapped_column(String(36))
+    subject_id: Mapped[str | None] = mapped_column(String(36))
+    threshold: Mapped[float | None] = mapped_column(Float)
+    candidates: Mapped[int | None] = mapped_column(Integer)
+    review_outcome: Mapped[str | None] = mapped_column(String(40))
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+Index("ix_audit_entries_at", AuditEntryRow.at)
+
+
+class AuditHeadRow(Base):
+    """One row: the chain's last sequence number and hash, locked while appending."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    hash: Mapped[str] = mapped_column(String(64))
+    anchor_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    """Entries up to here were pruned under the retention rules; the chain starts after it."""
+    anchor_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    __tablename__ = "audit_checkpoints"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime]
+    key_id: Mapped[str] = mapped_column(String(16))
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(Text)
