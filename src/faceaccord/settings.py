@@ -4,6 +4,7 @@ built, which happens in ``main()`` / ``create_app()``, never at import time."""
 
 from __future__ import annotations
 
+import getpass
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -146,6 +147,8 @@ class Settings(BaseSettings):
     makes every copy of the templates unreadable; default ``sqlite:///<home>/keyvault.db``."""
     keys: KeySettings = KeySettings()
     organisation: OrganisationSettings = OrganisationSettings()
+    actor: str | None = None
+    """Who is acting, as recorded in the audit log (default: the operating-system user)."""
     audit_checkpoint_every: int = Field(default=100, ge=1)
     """Sign a checkpoint of the audit chain after this many entries."""
     cache_dir: Path = Field(default_factory=default_cache_dir)
@@ -161,6 +164,14 @@ class Settings(BaseSettings):
 
     def worker_count(self) -> int:
         return self.workers or (os.cpu_count() or 1)
+
+    def resolved_actor(self) -> str:
+        if self.actor:
+            return self.actor
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'faceaccord.db'}"

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from faceaccord.biometrics.folder_job import embed_files, list_files
 from faceaccord.biometrics.pipeline import Engine
-from faceaccord.cli import policy, render
+from faceaccord.cli import audit, galleries, policy, render
 from faceaccord.cli.demo import run_demo
 from faceaccord.cli.output import JsonOption, errors_reported, load_settings, print_json
 from faceaccord.errors import InputError
@@ -39,6 +39,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(policy.app, name="policy")
+app.add_typer(galleries.gallery_app, name="gallery")
+app.add_typer(galleries.consent_app, name="consent")
+app.add_typer(galleries.retention_app, name="retention")
+app.add_typer(galleries.receipt_app, name="receipt")
+app.command("enroll")(galleries.enroll)
+app.command("identify")(galleries.identify)
+app.command("erase")(galleries.erase)
+app.add_typer(audit.audit_app, name="audit")
+app.add_typer(audit.report_app, name="report")
 
 DetectorOption = Annotated[
     DetectorKind | None, typer.Option("--detector", help="Face detector (default: settings).")

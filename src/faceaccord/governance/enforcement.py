@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 from faceaccord.biometrics.faces import Face, FaceTemplate
 from faceaccord.biometrics.images import ImageSource
-from faceaccord.biometrics.models.cards import OperatingPoint
+from faceaccord.biometrics.models.cards import ModelCard, OperatingPoint
 from faceaccord.biometrics.pipeline import Engine
 from faceaccord.errors import PolicyDeniedError
 from faceaccord.governance.decisions import Decision, Effect, RuleReference
@@ -22,7 +22,7 @@ from faceaccord.governance.obligations import SimilarityFloor
 from faceaccord.governance.vocabulary import Operation, Purpose
 from faceaccord.matching.verification import VerificationResult, compare_templates
 
-__all__ = ["Governed", "GovernedEngine"]
+__all__ = ["Governed", "GovernedEngine", "operating_point_for"]
 
 T = TypeVar("T")
 DecisionListener = Callable[[PolicyRequest, Decision], None]
@@ -112,34 +112,40 @@ class GovernedEngine:
         return self.engine.largest_template(source, which=which)
 
     def _operating_point_for(self, decision: Decision) -> OperatingPoint:
-        """The engine's operating point, or a stricter one when a similarity floor requires it."""
-        current = self.engine.operating_point
-        floors = [o.max_fmr for o in decision.obligations if isinstance(o, SimilarityFloor)]
-        if not floors:
-            return current
-        ceiling = min(floors)
-        strict_enough = [
-            p
-            for p in self.engine.card.operating_points
-            if p.target_fmr is not None and p.target_fmr <= ceiling
-        ]
-        if current in strict_enough:
-            return current
-        if not strict_enough:
-            refusal = Decision(
-                effect=Effect.DENY,
-                obligations=(),
-                reasons=(
-                    *decision.reasons,
-                    RuleReference(
-                        rule="SIMILARITY-FLOOR",
-                        pack="core",
-                        summary=f"the model {self.engine.model_id} has no operating point "
-                        f"calibrated to a false-match rate of {ceiling:g} or less",
-                        source="faceaccord: an obligation that cannot be met fails closed",
-                    ),
+        return operating_point_for(
+            decision, card=self.engine.card, current=self.engine.operating_point
+        )
+
+
+def operating_point_for(
+    decision: Decision, *, card: ModelCard, current: OperatingPoint
+) -> OperatingPoint:
+    """``current``, or a stricter operating point of the card when a similarity floor requires
+    it; a floor that no operating point meets refuses the request (fail closed)."""
+    floors = [o.max_fmr for o in decision.obligations if isinstance(o, SimilarityFloor)]
+    if not floors:
+        return current
+    ceiling = min(floors)
+    strict_enough = [
+        p for p in card.operating_points if p.target_fmr is not None and p.target_fmr <= ceiling
+    ]
+    if current in strict_enough:
+        return current
+    if not strict_enough:
+        refusal = Decision(
+            effect=Effect.DENY,
+            obligations=(),
+            reasons=(
+                *decision.reasons,
+                RuleReference(
+                    rule="SIMILARITY-FLOOR",
+                    pack="core",
+                    summary=f"the model {card.id} has no operating point calibrated to a "
+                    f"false-match rate of {ceiling:g} or less",
+                    source="faceaccord: an obligation that cannot be met fails closed",
                 ),
-                packs=decision.packs,
-            )
-            raise PolicyDeniedError(refusal)
-        return max(strict_enough, key=lambda p: p.threshold)
+            ),
+            packs=decision.packs,
+        )
+        raise PolicyDeniedError(refusal)
+    return max(strict_enough, key=lambda p: p.threshold)

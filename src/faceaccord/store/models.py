@@ -3,7 +3,7 @@ separate database (``vault.py``) so that destroying a key makes every copy unrea
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -18,8 +18,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -31,12 +33,34 @@ NAMING = {
 }
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored and returned as aware UTC datetimes on every backend (SQLite drops
+    the zone; without this, times read back would not compare with, or hash like, the ones
+    written). Naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"refusing a naive datetime {value!r}: faceaccord stores UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: DateTime(timezone=True),
+        datetime: UtcDateTime(),
         dict[str, Any]: JSON,
         list[str]: JSON,
+        list[dict[str, Any]]: JSON,
         bytes: LargeBinary,
     }
 
@@ -101,9 +125,9 @@ class SubjectRow(Base):
     jurisdiction: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime]
     last_interaction_at: Mapped[datetime]
-    retention_days: Mapped[int | None] = mapped_column(Integer)
-    retention_after: Mapped[str | None] = mapped_column(String(30))
-    """What ``retention_days`` counts from: last_interaction, purpose_end or collection."""
+    retention_limits: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    """The retention limits the policy set at enrolment: [{"days": 1095, "after":
+    "last_interaction", "rule": "BIPA-15a"}, ...]; the earliest deadline applies."""
 
     gallery: Mapped[GalleryRow] = relationship(back_populates="subjects")
     templates: Mapped[list[TemplateRow]] = relationship(
@@ -155,15 +179,12 @@ class ErasureReceiptRow(Base):
     __tablename__ = "erasure_receipts"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    organisation_id: Mapped[str] = mapped_column(String(100))
+    organisation_id: Mapped[str] = mapped_column(String(100), index=True)
     scope: Mapped[str] = mapped_column(String(20))
-    """``subject`` or ``gallery`` (a takedown)."""
-    gallery_id: Mapped[str] = mapped_column(String(36))
-    subject_id: Mapped[str | None] = mapped_column(String(36))
-    reference_sha256: Mapped[str | None] = mapped_column(String(64))
-    """A hash of the subject's reference: the receipt proves whose data went without keeping it."""
+    """``subject`` (an erasure request, a revocation, retention) or ``gallery`` (a takedown)."""
     reason: Mapped[str] = mapped_column(String(60))
-    counts: Mapped[dict[str, Any]]
+    document: Mapped[dict[str, Any]]
+    """The signed receipt: galleries, a hash of the subject's reference, counts, time."""
     erased_at: Mapped[datetime]
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(Text)
@@ -204,6 +225,8 @@ class AuditHeadRow(Base):
     anchor_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     """Entries up to here were pruned under the retention rules; the chain starts after it."""
     anchor_hash: Mapped[str] = mapped_column(String(64))
+    checkpoint_every: Mapped[int] = mapped_column(Integer)
+    """Fixed when the log starts: a checkpoint is signed every this many entries."""
 
 
 class AuditCheckpointRow(Base):

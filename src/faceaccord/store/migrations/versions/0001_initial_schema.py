@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises:
-Create Date: 2026-11-22 08:29:37.885559
+Revises: (none)
+Create Date: 2026-11-22
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def upgrade() -> None:
             "anchor_seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("anchor_hash", sa.String(length=64), nullable=False),
+        sa.Column("checkpoint_every", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
     )
     op.create_table(
@@ -74,16 +75,18 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("organisation_id", sa.String(length=100), nullable=False),
         sa.Column("scope", sa.String(length=20), nullable=False),
-        sa.Column("gallery_id", sa.String(length=36), nullable=False),
-        sa.Column("subject_id", sa.String(length=36), nullable=True),
-        sa.Column("reference_sha256", sa.String(length=64), nullable=True),
         sa.Column("reason", sa.String(length=60), nullable=False),
-        sa.Column("counts", sa.JSON(), nullable=False),
+        sa.Column("document", sa.JSON(), nullable=False),
         sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("key_id", sa.String(length=16), nullable=False),
         sa.Column("signature", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_erasure_receipts")),
     )
+    with op.batch_alter_table("erasure_receipts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_erasure_receipts_organisation_id"), ["organisation_id"], unique=False
+        )
+
     op.create_table(
         "organisations",
         sa.Column("id", sa.String(length=100), nullable=False),
@@ -143,9 +146,12 @@ def upgrade() -> None:
         sa.Column("reference", sa.String(length=300), nullable=False),
         sa.Column("jurisdiction", sa.String(length=80), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_interaction_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("retention_days", sa.Integer(), nullable=True),
-        sa.Column("retention_after", sa.String(length=30), nullable=True),
+        sa.Column(
+            "last_interaction_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+        ),
+        sa.Column("retention_limits", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["gallery_id"],
             ["galleries.id"],
@@ -214,6 +220,9 @@ def downgrade() -> None:
     op.drop_table("scale_decisions")
     op.drop_table("galleries")
     op.drop_table("organisations")
+    with op.batch_alter_table("erasure_receipts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_erasure_receipts_organisation_id"))
+
     op.drop_table("erasure_receipts")
     op.drop_table("audit_head")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:

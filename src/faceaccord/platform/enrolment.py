@@ -1,0 +1,250 @@
+"""Enrolment: the policy first, then consent, then the quality gate, then one transaction that
+stores the subject, the consent record, the encrypted templates and the audit entry together.
+
+Order matters for crash safety: the subject's data key is committed to the key vault before
+anything is encrypted with it, and the subject, consent, templates and audit entry commit in
+one transaction; the index (in memory) is updated only after that commit and is rebuilt from the
+database at start. A crash therefore leaves at worst an unused key, never a template without one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from sqlalchemy import select
+
+from faceaccord.audit.log import AuditEvent
+from faceaccord.biometrics.faces import FaceTemplate
+from faceaccord.biometrics.images import ImageSource
+from faceaccord.consent.records import ConsentInput, check_consent_obligations
+from faceaccord.errors import FaceAccordError, InputError, PolicyDeniedError
+from faceaccord.governance.decisions import Decision
+from faceaccord.governance.entities import PolicyRequest, RequestContext, ScaleTier
+from faceaccord.governance.obligations import RetentionLimit
+from faceaccord.governance.vocabulary import ConsentKind, Operation, Purpose
+from faceaccord.platform.deployment import Platform
+from faceaccord.protection.envelope import seal_template
+from faceaccord.store.models import ConsentRow, SubjectRow, TemplateRow
+
+__all__ = ["Enrolment", "enroll"]
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolment:
+    subject_id: str
+    subject: str
+    gallery: str
+    templates: int
+    decision: Decision
+    new_subject: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "subject_id": self.subject_id,
+            "gallery": self.gallery,
+            "templates": self.templates,
+            "new_subject": self.new_subject,
+            "decision": self.decision.as_dict(),
+        }
+
+
+def enroll(
+    platform: Platform,
+    *,
+    gallery: str,
+    subject: str,
+    images: Sequence[ImageSource],
+    purpose: Purpose,
+    actor: str,
+    consent: ConsentInput | None = None,
+    context: RequestContext | None = None,
+) -> Enrolment:
+    """Enrol ``subject`` (the organisation's reference for the person) into ``gallery`` from one
+    or more photos, each of which must pass the quality gate."""
+    subject = subject.strip()
+    if not subject:
+        raise InputError("a subject needs a reference (a name or number)")
+    if not images:
+        raise InputError("enrolment needs at least one photo")
+    with platform.transaction() as session:
+        gallery_row = platform.gallery(session, gallery)
+        if gallery_row.purpose != purpose:
+            raise InputError(
+                f"gallery {gallery!r} is for {gallery_row.purpose}; it cannot enrol for {purpose}"
+            )
+        in_use = platform.templates_in_use(session)
+    if consent is not None and consent.purpose != purpose:
+        raise InputError(f"the consent is for {consent.purpose}, not {purpose}")
+
+    request = PolicyRequest(
+        organisation=platform.organisation,
+        operation=Operation.ENROLL,
+        purpose=purpose,
+        context=replace(
+            context or RequestContext(),
+            consent=consent.kind if consent else ConsentKind.NONE,
+            notice_given=bool(consent and consent.notice_given),
+            requested_tier=ScaleTier.needed_for(gallery_size=in_use + len(images)),
+        ),
+        on=platform.clock().date(),
+    )
+    decision = platform.policy.decide(request)
+    if not decision.allowed:
+        platform.record_decision(
+            actor=actor, operation="enroll", purpose=purpose, decision=decision,
+            gallery_id=gallery_row.id, outcome="denied",
+        )  # fmt: skip
+        raise PolicyDeniedError(decision)
+    try:
+        check_consent_obligations(decision.obligations, consent)
+        templates = [platform.engine.enroll(image) for image in images]
+    except FaceAccordError as error:  # consent missing, bad photo, no face, quality gate
+        platform.record_decision(
+            actor=actor, operation="enroll", purpose=purpose, decision=decision,
+            gallery_id=gallery_row.id, outcome=error.code,
+        )  # fmt: skip
+        raise
+    return _store(
+        platform,
+        _Target(gallery_row.id, gallery, subject, purpose),
+        templates,
+        consent,
+        decision,
+        actor,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    gallery_id: str
+    gallery: str
+    reference: str
+    purpose: Purpose
+
+
+def _store(
+    platform: Platform,
+    target: _Target,
+    templates: list[FaceTemplate],
+    consent: ConsentInput | None,
+    decision: Decision,
+    actor: str,
+) -> Enrolment:
+    gallery_id, reference = target.gallery_id, target.reference
+    now = platform.clock()
+    card = platform.engine.card
+    limits: list[dict[str, object]] = [
+        {"days": o.days, "after": o.after}
+        for o in decision.obligations
+        if isinstance(o, RetentionLimit)
+    ]
+    with platform.transaction() as session:
+        existing = session.scalar(
+            select(SubjectRow).where(
+                SubjectRow.gallery_id == gallery_id, SubjectRow.reference == reference
+            )
+        )
+    new_subject = existing is None
+    subject_id = str(uuid.uuid4()) if existing is None else existing.id
+    data_key = (
+        platform.vault.create_key(subject_id, now=now)
+        if new_subject
+        else platform.vault.data_key(subject_id)
+    )
+    rows = []
+    for template in templates:
+        template_id = str(uuid.uuid4())
+        sealed = seal_template(
+            data_key, template.embedding, template_id=template_id, model_id=template.model_id
+        )
+        rows.append(
+            TemplateRow(
+                id=template_id,
+                subject_id=subject_id,
+                model_id=template.model_id,
+                model_sha256=card.sha256,
+                nonce=sealed.nonce,
+                ciphertext=sealed.ciphertext,
+                quality=template.face.quality.as_dict(),
+                created_at=now,
+            )
+        )
+    with platform.transaction() as session:
+        if new_subject:
+            session.add(
+                SubjectRow(
+                    id=subject_id,
+                    gallery_id=gallery_id,
+                    reference=reference,
+                    jurisdiction=None,
+                    created_at=now,
+                    last_interaction_at=now,
+                    retention_limits=limits,
+                )
+            )
+        else:
+            row = session.get(SubjectRow, subject_id)
+            assert row is not None
+            row.last_interaction_at = now
+            row.retention_limits = _merge_limits(row.retention_limits, limits)
+        session.flush()
+        session.add_all(rows)
+        if consent is not None:
+            session.add(
+                ConsentRow(
+                    id=str(uuid.uuid4()),
+                    subject_id=subject_id,
+                    kind=str(consent.kind),
+                    reference=consent.reference,
+                    notice_sha256=consent.notice_sha256,
+                    notice_version=consent.notice_version,
+                    purpose=str(consent.purpose),
+                    duration_days=consent.duration_days,
+                    collected_at=consent.collected_at,
+                    expires_at=consent.expires_at,
+                    revoked_at=None,
+                )
+            )
+        platform.record(
+            session,
+            AuditEvent(
+                actor=actor,
+                organisation_id=platform.organisation.id,
+                operation="enroll",
+                purpose=str(target.purpose),
+                decision=decision.outcome,
+                rule_ids=tuple(decision.rule_ids()),
+                gallery_id=gallery_id,
+                subject_id=subject_id,
+                details={
+                    "outcome": "enrolled",
+                    "templates": len(rows),
+                    "model": card.id,
+                    "consent": str(consent.kind) if consent else None,
+                },
+            ),
+        )
+    platform.index_for(gallery_id).add(
+        template_ids=[r.id for r in rows],
+        subject_ids=[subject_id] * len(rows),
+        vectors=np.stack([t.embedding for t in templates]),
+    )
+    return Enrolment(
+        subject_id=subject_id,
+        subject=reference,
+        gallery=target.gallery,
+        templates=len(rows),
+        decision=decision,
+        new_subject=new_subject,
+    )
+
+
+def _merge_limits(
+    old: list[dict[str, object]], new: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    merged = {(str(x["after"]), int(str(x["days"]))) for x in [*old, *new]}
+    return [{"days": days, "after": after} for after, days in sorted(merged)]

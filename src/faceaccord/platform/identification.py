@@ -1,0 +1,181 @@
+"""Identification 1:N: the policy first; then the probe's largest face is searched in the
+gallery's index at the operating point the decision requires. Results are candidates, never
+conclusions: where the decision carries a human-review obligation their status is
+``pending_review``. Every search is audited (never the templates)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import func, select
+
+from faceaccord.audit.log import AuditEvent
+from faceaccord.biometrics.images import ImageSource
+from faceaccord.biometrics.models.cards import OperatingPoint
+from faceaccord.errors import FaceAccordError, InputError, PolicyDeniedError
+from faceaccord.governance.decisions import Decision
+from faceaccord.governance.enforcement import operating_point_for
+from faceaccord.governance.entities import PolicyRequest, RequestContext, ScaleTier
+from faceaccord.governance.obligations import HumanReview
+from faceaccord.governance.vocabulary import Operation, Purpose
+from faceaccord.platform.deployment import Platform
+from faceaccord.store.models import AuditEntryRow, SubjectRow
+
+__all__ = ["Identification", "IdentifiedCandidate", "identify"]
+
+NO_MATCH = "no_match"
+PENDING_REVIEW = "pending_review"
+CANDIDATES = "candidates"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifiedCandidate:
+    subject: str
+    subject_id: str
+    distance: float
+    similarity: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "subject_id": self.subject_id,
+            "similarity": round(self.similarity, 6),
+            "distance": round(self.distance, 6),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    candidates: tuple[IdentifiedCandidate, ...]
+    """Best first; empty means no match."""
+    status: str
+    """``no_match``, ``pending_review`` (human review required before a match counts) or
+    ``candidates``."""
+    decision: Decision
+    operating_point: OperatingPoint
+    gallery: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "candidates": [c.as_dict() for c in self.candidates],
+            "status": self.status,
+            "decision": self.decision.outcome,
+            "obligations": self.decision.as_dict()["obligations"],
+            "reasons": self.decision.as_dict()["reasons"],
+            "gallery": self.gallery,
+            "threshold": self.operating_point.threshold,
+            "operating_point": self.operating_point.name,
+        }
+
+
+def identify(
+    platform: Platform,
+    *,
+    gallery: str,
+    image: ImageSource,
+    purpose: Purpose,
+    actor: str,
+    context: RequestContext | None = None,
+    k: int = 5,
+) -> Identification:
+    if not 1 <= k <= 100:
+        raise InputError("k must be between 1 and 100")
+    with platform.transaction() as session:
+        gallery_row = platform.gallery(session, gallery)
+    searches_today = _searches_today(platform, platform.clock())
+    if gallery_row.purpose != purpose:
+        raise InputError(
+            f"gallery {gallery!r} was built for {gallery_row.purpose}; it cannot be searched "
+            f"for {purpose}"
+        )
+    decision = platform.policy.decide(
+        PolicyRequest(
+            organisation=platform.organisation,
+            operation=Operation.IDENTIFY,
+            purpose=purpose,
+            context=replace(
+                context or RequestContext(),
+                requested_tier=ScaleTier.needed_for(searches_per_day=searches_today + 1),
+            ),
+            on=platform.clock().date(),
+        )
+    )
+    if not decision.allowed:
+        platform.record_decision(
+            actor=actor, operation="identify", purpose=purpose, decision=decision,
+            gallery_id=gallery_row.id, outcome="denied",
+        )  # fmt: skip
+        raise PolicyDeniedError(decision)
+    engine = platform.engine
+    try:
+        point = operating_point_for(decision, card=engine.card, current=engine.operating_point)
+        probe = engine.largest_template(image, which="probe")
+    except FaceAccordError as error:
+        platform.record_decision(
+            actor=actor, operation="identify", purpose=purpose, decision=decision,
+            gallery_id=gallery_row.id, outcome=error.code,
+        )  # fmt: skip
+        raise
+    found = platform.index_for(gallery_row.id).search(
+        probe.embedding, k=k, threshold=point.threshold
+    )
+    status = (
+        NO_MATCH
+        if not found
+        else PENDING_REVIEW
+        if any(isinstance(o, HumanReview) for o in decision.obligations)
+        else CANDIDATES
+    )
+    with platform.transaction() as session:
+        rows = session.execute(
+            select(SubjectRow.id, SubjectRow.reference).where(
+                SubjectRow.id.in_([c.subject_id for c in found])
+            )
+        ).all()
+        references: dict[str, str] = {row.id: row.reference for row in rows}
+        platform.record(
+            session,
+            AuditEvent(
+                actor=actor,
+                organisation_id=platform.organisation.id,
+                operation="identify",
+                purpose=str(purpose),
+                decision=decision.outcome,
+                rule_ids=tuple(decision.rule_ids()),
+                gallery_id=gallery_row.id,
+                threshold=point.threshold,
+                candidates=len(found),
+                review_outcome=status,
+                details={"operating_point": point.name, "model": engine.model_id, "k": k},
+            ),
+        )
+    return Identification(
+        candidates=tuple(
+            IdentifiedCandidate(
+                subject=references.get(c.subject_id, "(erased)"),
+                subject_id=c.subject_id,
+                distance=c.distance,
+                similarity=c.similarity,
+            )
+            for c in found
+        ),
+        status=status,
+        decision=decision,
+        operating_point=point,
+        gallery=gallery,
+    )
+
+
+def _searches_today(platform: Platform, now: datetime) -> int:
+    start = datetime.combine(now.date(), time.min, tzinfo=now.tzinfo)
+    with platform.transaction() as session:
+        count = session.scalar(
+            select(func.count(AuditEntryRow.seq)).where(
+                AuditEntryRow.organisation_id == platform.organisation.id,
+                AuditEntryRow.operation == "identify",
+                AuditEntryRow.at >= start,
+                AuditEntryRow.at < start + timedelta(days=1),
+            )
+        )
+    return int(count or 0)
