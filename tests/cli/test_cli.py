@@ -165,7 +165,7 @@ def test_embed_writes_one_json_line_per_file_and_survives_bad_files(
     assert not out.with_name("faces.jsonl.partial").exists()
 
 
-def test_demo_enrols_verifies_refuses_a_bad_photo_and_shows_a_policy_denial() -> None:
+def test_demo_enrols_verifies_identifies_erases_and_shows_a_policy_denial() -> None:
     code, out, err = _run("demo", "--json")
     assert code == 0, err
     document = json.loads(out)
@@ -178,6 +178,11 @@ def test_demo_enrols_verifies_refuses_a_bad_photo_and_shows_a_policy_denial() ->
     assert ngo["outcome"] == "allow_with_obligations"
     assert ngo["verification"]["operating_point"]["name"] == "strict"
     assert ngo["verification"]["match"] is True
+    gallery = document["gallery"]
+    assert gallery["identified"] == "person-a"
+    assert gallery["after_erasure"] == "no_match"
+    assert gallery["erasure_receipt"]["counts"]["keys_destroyed"] == 1
+    assert gallery["audit"] == {"ok": True, "entries": 6, "first_bad": None, "reason": None}
 
 
 def test_the_installed_console_script_runs() -> None:

@@ -1,15 +1,20 @@
 """``faceaccord demo``: enrol one person from the sample photos, verify against them, refuse a
 bad photo, and put the same verification behind the policy: a US police department is denied
-before any image is read; a missing-children organisation is allowed, with obligations."""
+before any image is read; a missing-children organisation is allowed, with obligations. Then, in
+a throw-away deployment (its own temporary home, database and keys), build a gallery, identify,
+erase with a signed receipt, identify again (no match) and verify the audit log."""
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from faceaccord.biometrics.faces import FaceTemplate
 from faceaccord.biometrics.pipeline import Engine
@@ -19,8 +24,13 @@ from faceaccord.errors import PolicyDeniedError, QualityRejectedError
 from faceaccord.governance.enforcement import GovernedEngine
 from faceaccord.governance.entities import Organisation, OrganisationStatus, RequestContext
 from faceaccord.governance.vocabulary import Jurisdiction, Purpose, Sector
+from faceaccord.platform.deployment import Platform
+from faceaccord.platform.enrolment import enroll
+from faceaccord.platform.erasure import erase_subject
+from faceaccord.platform.galleries import create_gallery
+from faceaccord.platform.identification import identify
 from faceaccord.samples import SamplePhotos, fetch_sample_photos
-from faceaccord.settings import Settings
+from faceaccord.settings import Environment, KeySettings, Settings
 
 POLICE = Organisation(
     id="demo-police",
@@ -102,6 +112,7 @@ def run_demo(*, settings: Settings, as_json: bool) -> dict[str, Any]:
     )  # fmt: skip
 
     policy = _policy_step(engine, settings, samples, enrolled, console)
+    gallery = _gallery_step(engine, settings, samples, console)
 
     document = {
         "samples": str(samples.folder),
@@ -115,7 +126,11 @@ def run_demo(*, settings: Settings, as_json: bool) -> dict[str, Any]:
         "verifications": checks,
         "quality_gate": refusal,
         "policy": policy,
+        "gallery": gallery,
         "all_correct": all(c["correct"] for c in checks)
+        and gallery["identified"] == "person-a"
+        and gallery["after_erasure"] == "no_match"
+        and gallery["audit"]["ok"]
         and refusal["refused"]
         and policy["police"]["decision"] == "deny"
         and policy["ngo"]["decision"] == "allow"
@@ -167,4 +182,53 @@ def _policy_step(
     return {
         "police": police,
         "ngo": {**allowed.decision.as_dict(), "verification": render.verification_json(result)},
+    }
+
+
+def _gallery_step(
+    engine: Engine, settings: Settings, samples: SamplePhotos, console: Console
+) -> dict[str, Any]:
+    purpose = Purpose.ACCESS_CONTROL
+    with tempfile.TemporaryDirectory(prefix="faceaccord-demo-") as home:
+        demo = settings.model_copy(
+            update={
+                "home": Path(home),
+                "database_url": None,
+                "keyvault_url": None,
+                "keys": KeySettings(),
+                "environment": Environment.DEVELOPMENT,
+            }
+        )
+        with Platform.open(demo, engine=engine) as platform:
+            console.print(f"\na gallery in a throw-away deployment ({home}):")
+            create_gallery(platform, name="staff", purpose=purpose, actor="demo")
+            for reference, photo in (
+                ("person-a", samples.person_a[0]),
+                ("person-b", samples.person_b),
+            ):
+                enroll(platform, gallery="staff", subject=reference, images=[photo],
+                       purpose=purpose, actor="demo")  # fmt: skip
+            probe = samples.person_a[2]
+            found = identify(platform, gallery="staff", image=probe, purpose=purpose, actor="demo")
+            best = found.candidates[0].subject if found.candidates else "no_match"
+            console.print(
+                f"  enrolled person-a and person-b; identifying {probe.name}: "
+                + ", ".join(f"{c.subject} (distance {c.distance:.3f})" for c in found.candidates)
+            )
+            receipt = erase_subject(platform, subject="person-a", actor="demo")
+            console.print(
+                f"  erased person-a: receipt {receipt.document['receipt']} signed by key "
+                f"{receipt.key_id}, counts {receipt.document['counts']}"
+            )
+            again = identify(platform, gallery="staff", image=probe, purpose=purpose, actor="demo")
+            console.print(f"  identifying {probe.name} again: {again.status}")
+            with Session(platform.db) as session:
+                audit = platform.audit.verify(session)
+            console.print(f"  audit log: {audit.entries} entries, intact: {audit.ok}")
+    return {
+        "identified": best,
+        "identification": found.as_dict(),
+        "erasure_receipt": receipt.as_dict(),
+        "after_erasure": again.status,
+        "audit": audit.as_dict(),
     }
