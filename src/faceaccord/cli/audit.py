@@ -3,6 +3,7 @@ tamper-evident log; write the accountability report."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +11,15 @@ import typer
 from rich.console import Console
 from sqlalchemy.orm import Session
 
+from faceaccord.audit.log import AuditEvent
 from faceaccord.audit.reports import build_report, render_html
 from faceaccord.cli.galleries import opened
 from faceaccord.cli.output import JsonOption, errors_reported, print_json
 from faceaccord.errors import InputError
+from faceaccord.governance.entities import PolicyRequest
+from faceaccord.governance.obligations import LogRetention
+from faceaccord.governance.vocabulary import Operation, Purpose
+from faceaccord.platform.deployment import Platform
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
@@ -62,6 +68,61 @@ def audit_checkpoint(json_output: JsonOption = False) -> None:
             print_json({"checkpoint": document})
         else:
             Console().print(f"checkpoint: {document or 'nothing new to sign'}")
+
+
+@audit_app.command("prune")
+def audit_prune(
+    before: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="Delete entries older than this.")
+    ],
+    json_output: JsonOption = False,
+) -> None:
+    """Delete old entries, never inside the retention the packs require (at least six months
+    where the EU AI Act applies) or the deployment sets; the pruning itself is recorded."""
+    with errors_reported(json_output), opened() as platform, platform.transaction() as session:
+        keep_days = required_log_retention_days(platform)
+        try:
+            deleted = platform.audit.prune(
+                session, before=before.replace(tzinfo=UTC), keep_days=keep_days,
+                now=platform.clock(),
+            )  # fmt: skip
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        platform.record(
+            session,
+            AuditEvent(
+                actor=platform.settings.resolved_actor(),
+                organisation_id=platform.organisation.id,
+                operation="audit_prune",
+                decision="done",
+                details={
+                    "deleted": deleted,
+                    "before": before.date().isoformat(),
+                    "keep_days": keep_days,
+                },
+            ),
+        )
+        if json_output:
+            print_json({"deleted": deleted, "keep_days": keep_days})
+        else:
+            Console().print(f"{deleted} entries pruned; the last {keep_days} days are kept")
+
+
+def required_log_retention_days(platform: Platform) -> int:
+    """The longest log retention that any rule of the packs applying to this organisation can
+    require (whatever the request), or that the deployment sets."""
+    request = PolicyRequest(
+        organisation=platform.organisation,
+        operation=Operation.IDENTIFY,
+        purpose=next(iter(sorted(platform.organisation.approved_purposes)), Purpose.ACCESS_CONTROL),
+        on=platform.clock().date(),
+    )
+    days = [platform.settings.policy.log_retention_days or 0]
+    for pack in platform.policy.applicable_packs(request):
+        days += [
+            o.days for p in pack.policies for o in p.obligations if isinstance(o, LogRetention)
+        ]
+    return max(days)
 
 
 @report_app.command("accountability")
