@@ -58,6 +58,10 @@ def errors_reported(as_json: bool) -> Iterator[None]:
     except PolicyDeniedError as error:
         _report(error.code, error.message, as_json, extra={"decision": error.decision.as_dict()})
         raise typer.Exit(exit_code(error)) from None
+    except QualityRejectedError as error:
+        reasons = [str(reason) for reason in error.reasons]
+        _report(error.code, error.message, as_json, extra={"reasons": reasons})
+        raise typer.Exit(exit_code(error)) from None
     except FaceAccordError as error:
         _report(error.code, error.message, as_json)
         raise typer.Exit(exit_code(error)) from None

@@ -24,6 +24,8 @@ class ErasureCounts:
     consents: int = 0
     keys_destroyed: int = 0
     index_entries: int = 0
+    """Entries removed from the indexes loaded in this process; any other process rebuilds its
+    index from the database, where the templates are gone."""
 
     def __add__(self, other: ErasureCounts) -> ErasureCounts:
         return ErasureCounts(
