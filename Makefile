@@ -35,6 +35,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py $(SHORT)
 	$(BIN)/python benchmarks/bench_policy.py $(SHORT)
+	$(BIN)/python benchmarks/bench_gallery.py $(SHORT)
 
 bench-short:
 	$(MAKE) bench SHORT=--short

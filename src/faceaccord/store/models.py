@@ -212,6 +212,13 @@ class AuditEntryRow(Base):
 
 
 Index("ix_audit_entries_at", AuditEntryRow.at)
+# Counting an organisation's searches today (scale tiers) must not read its whole history.
+Index(
+    "ix_audit_entries_usage",
+    AuditEntryRow.organisation_id,
+    AuditEntryRow.operation,
+    AuditEntryRow.at,
+)
 
 
 class AuditHeadRow(Base):

@@ -55,6 +55,9 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.create_index("ix_audit_entries_at", ["at"], unique=False)
         batch_op.create_index(
+            "ix_audit_entries_usage", ["organisation_id", "operation", "at"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_audit_entries_organisation_id"), ["organisation_id"], unique=False
         )
 
@@ -227,6 +230,7 @@ def downgrade() -> None:
     op.drop_table("audit_head")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_entries_organisation_id"))
+        batch_op.drop_index("ix_audit_entries_usage")
         batch_op.drop_index("ix_audit_entries_at")
 
     op.drop_table("audit_entries")
