@@ -278,6 +278,8 @@ def test_texas_requires_notice_with_the_consent(
             notice_sha256="cd" * 32, notice_version="2026-01",
         )  # fmt: skip
         _enrol(platform, "alice", 1, consent=with_notice, context=in_texas)
+        with Session(platform.db) as session:
+            assert session.scalars(select(SubjectRow.jurisdiction)).one() == "US-TX"
 
 
 def test_a_consent_obligation_without_the_right_kind_is_refused() -> None:

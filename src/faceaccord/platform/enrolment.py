@@ -108,9 +108,12 @@ def enroll(
             gallery_id=gallery_row.id, outcome=error.code,
         )  # fmt: skip
         raise
+    subject_place = request.context.subject_jurisdiction
     return _store(
         platform,
-        _Target(gallery_row.id, gallery, subject, purpose),
+        _Target(
+            gallery_row.id, gallery, subject, purpose, subject_place.code if subject_place else None
+        ),
         templates,
         consent,
         decision,
@@ -124,6 +127,7 @@ class _Target:
     gallery: str
     reference: str
     purpose: Purpose
+    jurisdiction: str | None
 
 
 def _store(
@@ -180,7 +184,7 @@ def _store(
                     id=subject_id,
                     gallery_id=gallery_id,
                     reference=reference,
-                    jurisdiction=None,
+                    jurisdiction=target.jurisdiction,
                     created_at=now,
                     last_interaction_at=now,
                     retention_limits=limits,
