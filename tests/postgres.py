@@ -58,15 +58,14 @@ def start_server() -> Iterator[PostgresServer]:
         as_user = ["runuser", "-u", "postgres", "--"]
     data, log = root / "data", root / "server.log"
     port = _free_port()
-    _run(as_user + [str(bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust",
-                    "-E", "UTF8", "--no-sync"])  # fmt: skip
+    initdb, pg_ctl = str(bindir / "initdb"), str(bindir / "pg_ctl")
+    _run([*as_user, initdb, "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync"])
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    _run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log),
-                    "-w", "start"])  # fmt: skip
+    _run([*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"])
     try:
         yield PostgresServer(host="127.0.0.1", port=port)
     finally:
-        _run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+        _run([*as_user, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"])
         shutil.rmtree(root, ignore_errors=True)
 
 
