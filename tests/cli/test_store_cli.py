@@ -288,11 +288,16 @@ def test_identify_finds_the_enrolled_person_first_from_another_photo(
     alice: dict[str, Any], samples: SamplePhotos
 ) -> None:
     found = ok("identify", "--gallery", "staff", *ACCESS, samples.person_a[2])
-    assert {"candidates", "status", "decision"} <= set(found)
+    assert {"identification_id", "candidates", "status", "decision"} <= set(found)
     assert found["status"] == "candidates"
     assert found["decision"] == "allow"
+    assert found["required_reviewers"] == 0
     best = found["candidates"][0]
-    assert set(best) == {"subject", "subject_id", "similarity", "distance"}
+    assert set(best) == {
+        "candidate_id", "subject", "subject_id", "similarity", "distance", "status",
+        "not_this_person",
+    }  # fmt: skip
+    assert best["not_this_person"] == 0
     assert (best["subject"], best["subject_id"]) == ("alice", alice["subject_id"])
     assert best["distance"] <= found["threshold"]
     assert isinstance(best["similarity"], float)

@@ -8,6 +8,7 @@ tests run it on the fakes in ``biometrics.fakes`` and production runs it on dlib
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -62,6 +63,8 @@ class Engine:
         self.embedder = embedder
         self.settings = settings
         self.quality_gate = QualityGate(settings.quality)
+        # dlib's detector, shape predictor and network keep working buffers: one call at a time.
+        self._models_lock = threading.Lock()
         self.operating_point: OperatingPoint = embedder.card.operating_point(
             settings.operating_point
         )
@@ -117,7 +120,7 @@ class Engine:
                 except FaceAccordError as error:
                     analysed.append(error)
             chips = [a.chip for faces in analysed if isinstance(faces, list) for a in faces]
-            embeddings = iter(self.embedder.embed(chips))
+            embeddings = iter(self._embed(chips))
             for faces in analysed:
                 if isinstance(faces, FaceAccordError):
                     yield ImageResult(error=faces)
@@ -147,7 +150,7 @@ class Engine:
             raise QualityRejectedError(
                 "the face cannot be enrolled: " + ", ".join(reasons), reasons=reasons
             )
-        embedding = self.embedder.embed([best.chip])[0]
+        embedding = self._embed([best.chip])[0]
         return FaceTemplate(face=best.face, embedding=embedding, model_id=self.model_id)
 
     def verify(
@@ -170,13 +173,21 @@ class Engine:
         if not faces:
             raise NoFaceError(f"no face was found in the {which + ' ' if which else ''}image")
         largest = faces[0]
-        embedding = self.embedder.embed([largest.chip])[0]
+        embedding = self._embed([largest.chip])[0]
         return FaceTemplate(face=largest.face, embedding=embedding, model_id=self.model_id)
 
     def _template_of(self, item: ImageSource | FaceTemplate, which: str) -> FaceTemplate:
         return item if isinstance(item, FaceTemplate) else self.largest_template(item, which=which)
 
+    def _embed(self, chips: list[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        with self._models_lock:
+            return self.embedder.embed(chips)
+
     def _analyse(self, image: DecodedImage) -> list[_AlignedFace]:
+        with self._models_lock:
+            return self._analyse_unlocked(image)
+
+    def _analyse_unlocked(self, image: DecodedImage) -> list[_AlignedFace]:
         pixels = image.pixels
         detections = detect_scaled(self.detector, pixels, max_side=self.settings.detection.max_side)
         detections.sort(key=lambda d: d.box.area, reverse=True)

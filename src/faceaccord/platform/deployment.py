@@ -5,9 +5,10 @@ receive a ``Platform``."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -29,11 +30,12 @@ from faceaccord.governance.entities import (
 )
 from faceaccord.governance.vocabulary import Jurisdiction, Purpose, Sector
 from faceaccord.matching.exact import ExactIndex
+from faceaccord.platform.organisation_rows import save_organisation
 from faceaccord.protection.envelope import DecryptionError, Sealed, open_template
 from faceaccord.protection.keys import SigningKey, load_master_key, load_signing_key
 from faceaccord.settings import Settings
 from faceaccord.store.database import create_database_engine, upgrade
-from faceaccord.store.models import GalleryRow, OrganisationRow, SubjectRow, TemplateRow
+from faceaccord.store.models import GalleryRow, SubjectRow, TemplateRow
 from faceaccord.store.vault import KeyVault
 
 __all__ = ["GalleryNotFoundError", "Platform", "local_organisation"]
@@ -58,6 +60,7 @@ class Platform:
     engine_factory: Callable[[], Engine]
     _engine: Engine | None = None
     _indexes: dict[tuple[str, str], ExactIndex] = field(default_factory=dict)
+    _indexes_lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
     def open(
@@ -195,22 +198,30 @@ class Platform:
         """The gallery's index for the engine's model, rebuilt from the database on first use
         and kept in step by every enrolment and erasure."""
         key = (gallery_id, self.engine.model_id)
-        index = self._indexes.get(key)
-        if index is None:
-            index = self._build_index(gallery_id)
-            self._indexes[key] = index
-        return index
+        with self._indexes_lock:
+            index = self._indexes.get(key)
+            if index is None:
+                index = self._build_index(gallery_id)
+                self._indexes[key] = index
+            return index
+
+    def acting_for(self, organisation: Organisation) -> Platform:
+        """The same deployment (database, vault, engine, indexes, audit log) acting for another
+        organisation: how the service serves its tenants."""
+        return replace(self, organisation=organisation)
 
     def drop_subjects_from_indexes(self, gallery_id: str, subject_ids: list[str]) -> int:
-        return sum(
-            index.remove_subjects(subject_ids)
-            for (gid, _), index in self._indexes.items()
-            if gid == gallery_id
-        )
+        with self._indexes_lock:
+            return sum(
+                index.remove_subjects(subject_ids)
+                for (gid, _), index in self._indexes.items()
+                if gid == gallery_id
+            )
 
     def drop_gallery_indexes(self, gallery_id: str) -> None:
-        for key in [k for k in self._indexes if k[0] == gallery_id]:
-            del self._indexes[key]
+        with self._indexes_lock:
+            for key in [k for k in self._indexes if k[0] == gallery_id]:
+                del self._indexes[key]
 
     def _build_index(self, gallery_id: str) -> ExactIndex:
         card = self.engine.card
@@ -247,25 +258,13 @@ class Platform:
         return index
 
     def _save_organisation(self) -> None:
-        org = self.organisation
         with self.transaction() as session:
-            row = session.get(OrganisationRow, org.id)
-            if row is None:
-                row = OrganisationRow(id=org.id, created_at=self.clock())
-                session.add(row)
-            row.name = org.name
-            row.sector = str(org.sector)
-            row.jurisdiction = org.jurisdiction.code
-            row.status = str(org.status)
-            row.approved_purposes = sorted(str(p) for p in org.approved_purposes)
-            row.scale_tier = int(org.scale_tier)
-            row.acts_for_sector = str(org.acts_for_sector) if org.acts_for_sector else None
-            row.acts_for_jurisdiction = (
-                org.acts_for_jurisdiction.code if org.acts_for_jurisdiction else None
+            save_organisation(
+                session,
+                self.organisation,
+                now=self.clock(),
+                retention_days=self.settings.organisation.retention_days,
             )
-            row.retention_policy = org.retention_policy
-            row.accountability_report = org.accountability_report
-            row.retention_days = self.settings.organisation.retention_days
 
 
 def local_organisation(settings: Settings) -> Organisation:

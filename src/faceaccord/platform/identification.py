@@ -5,10 +5,12 @@ conclusions: where the decision carries a human-review obligation their status i
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from faceaccord.audit.log import AuditEvent
 from faceaccord.biometrics.images import ImageSource
@@ -20,7 +22,13 @@ from faceaccord.governance.entities import PolicyRequest, RequestContext, ScaleT
 from faceaccord.governance.obligations import HumanReview
 from faceaccord.governance.vocabulary import Operation, Purpose
 from faceaccord.platform.deployment import Platform
-from faceaccord.store.models import AuditEntryRow, SubjectRow
+from faceaccord.store.models import (
+    AuditEntryRow,
+    CandidateRow,
+    IdentificationRow,
+    ReviewRow,
+    SubjectRow,
+)
 
 __all__ = ["Identification", "IdentifiedCandidate", "identify"]
 
@@ -31,22 +39,30 @@ CANDIDATES = "candidates"
 
 @dataclass(frozen=True, slots=True)
 class IdentifiedCandidate:
+    id: str
     subject: str
     subject_id: str
     distance: float
     similarity: float
+    not_this_person: int
+    """How many times reviewers have marked this subject "not this person" before."""
+    status: str
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "candidate_id": self.id,
             "subject": self.subject,
             "subject_id": self.subject_id,
             "similarity": round(self.similarity, 6),
             "distance": round(self.distance, 6),
+            "status": self.status,
+            "not_this_person": self.not_this_person,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class Identification:
+    id: str
     candidates: tuple[IdentifiedCandidate, ...]
     """Best first; empty means no match."""
     status: str
@@ -55,11 +71,14 @@ class Identification:
     decision: Decision
     operating_point: OperatingPoint
     gallery: str
+    required_reviewers: int
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "identification_id": self.id,
             "candidates": [c.as_dict() for c in self.candidates],
             "status": self.status,
+            "required_reviewers": self.required_reviewers,
             "decision": self.decision.outcome,
             "obligations": self.decision.as_dict()["obligations"],
             "reasons": self.decision.as_dict()["reasons"],
@@ -120,13 +139,11 @@ def identify(
     found = platform.index_for(gallery_row.id).search(
         probe.embedding, k=k, threshold=point.threshold
     )
-    status = (
-        NO_MATCH
-        if not found
-        else PENDING_REVIEW
-        if any(isinstance(o, HumanReview) for o in decision.obligations)
-        else CANDIDATES
+    reviewers = max(
+        (o.reviewers for o in decision.obligations if isinstance(o, HumanReview)), default=0
     )
+    status = NO_MATCH if not found else PENDING_REVIEW if reviewers else CANDIDATES
+    identification_id = str(uuid.uuid4())
     with platform.transaction() as session:
         rows = session.execute(
             select(SubjectRow.id, SubjectRow.reference).where(
@@ -134,6 +151,46 @@ def identify(
             )
         ).all()
         references: dict[str, str] = {row.id: row.reference for row in rows}
+        cautions = _not_this_person_counts(session, [c.subject_id for c in found])
+        candidates = tuple(
+            IdentifiedCandidate(
+                id=str(uuid.uuid4()),
+                subject=references.get(c.subject_id, "(erased)"),
+                subject_id=c.subject_id,
+                distance=c.distance,
+                similarity=c.similarity,
+                not_this_person=cautions.get(c.subject_id, 0),
+                status=status,
+            )
+            for c in found
+        )
+        session.add(
+            IdentificationRow(
+                id=identification_id,
+                organisation_id=platform.organisation.id,
+                gallery_id=gallery_row.id,
+                purpose=str(purpose),
+                actor=actor,
+                created_at=platform.clock(),
+                status=status,
+                required_reviewers=reviewers,
+                threshold=point.threshold,
+                operating_point=point.name,
+                decision=decision.as_dict(),
+                candidates=[
+                    CandidateRow(
+                        id=c.id,
+                        rank=rank,
+                        subject_id=c.subject_id,
+                        subject_reference=c.subject,
+                        distance=c.distance,
+                        similarity=c.similarity,
+                        status=status,
+                    )
+                    for rank, c in enumerate(candidates, start=1)
+                ],
+            )
+        )
         platform.record(
             session,
             AuditEvent(
@@ -147,24 +204,34 @@ def identify(
                 threshold=point.threshold,
                 candidates=len(found),
                 review_outcome=status,
-                details={"operating_point": point.name, "model": engine.model_id, "k": k},
+                details={
+                    "identification": identification_id,
+                    "operating_point": point.name,
+                    "model": engine.model_id,
+                    "k": k,
+                },
             ),
         )
     return Identification(
-        candidates=tuple(
-            IdentifiedCandidate(
-                subject=references.get(c.subject_id, "(erased)"),
-                subject_id=c.subject_id,
-                distance=c.distance,
-                similarity=c.similarity,
-            )
-            for c in found
-        ),
+        id=identification_id,
+        candidates=candidates,
         status=status,
         decision=decision,
         operating_point=point,
         gallery=gallery,
+        required_reviewers=reviewers,
     )
+
+
+def _not_this_person_counts(session: Session, subject_ids: list[str]) -> dict[str, int]:
+    if not subject_ids:
+        return {}
+    rows = session.execute(
+        select(ReviewRow.subject_id, func.count(ReviewRow.id))
+        .where(ReviewRow.subject_id.in_(subject_ids), ReviewRow.outcome == "not_this_person")
+        .group_by(ReviewRow.subject_id)
+    ).all()
+    return {subject_id: int(count) for subject_id, count in rows}
 
 
 def _searches_today(platform: Platform, now: datetime) -> int:

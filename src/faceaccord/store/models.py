@@ -247,3 +247,97 @@ class AuditCheckpointRow(Base):
     key_id: Mapped[str] = mapped_column(String(16))
     public_key_pem: Mapped[str] = mapped_column(Text)
     signature: Mapped[str] = mapped_column(Text)
+
+
+class ApiKeyRow(Base):
+    """An API key: shown once, stored as a SHA-256 of its secret (the secret is 256 random bits,
+    so a fast hash is enough), scoped to one organisation (or to the platform) and to roles."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    organisation_id: Mapped[str | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    """None for a platform key (the platform's own reviewers)."""
+    name: Mapped[str] = mapped_column(String(300))
+    """The person or system holding the key, as the audit log records them."""
+    roles: Mapped[list[str]]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(300))
+    revoked_at: Mapped[datetime | None]
+
+
+class ScaleRequestRow(Base):
+    __tablename__ = "scale_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), index=True)
+    tier: Mapped[int] = mapped_column(Integer)
+    requested_by: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_at: Mapped[datetime]
+    decided: Mapped[bool]
+
+
+class IdentificationRow(Base):
+    """A 1:N search and its candidates, kept so that reviewers can confirm or reject them."""
+
+    __tablename__ = "identifications"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(String(100), index=True)
+    gallery_id: Mapped[str] = mapped_column(String(36))
+    purpose: Mapped[str] = mapped_column(String(60))
+    actor: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(30))
+    required_reviewers: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[float] = mapped_column(Float)
+    operating_point: Mapped[str] = mapped_column(String(60))
+    decision: Mapped[dict[str, Any]]
+
+    candidates: Mapped[list[CandidateRow]] = relationship(
+        back_populates="identification",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="CandidateRow.rank",
+    )
+
+
+class CandidateRow(Base):
+    __tablename__ = "identification_candidates"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    identification_id: Mapped[str] = mapped_column(
+        ForeignKey("identifications.id", ondelete="CASCADE"), index=True
+    )
+    rank: Mapped[int] = mapped_column(Integer)
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    """No foreign key: the subject may be erased later; the review record stays."""
+    subject_reference: Mapped[str | None] = mapped_column(String(300))
+    distance: Mapped[float] = mapped_column(Float)
+    similarity: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(30))
+
+    identification: Mapped[IdentificationRow] = relationship(back_populates="candidates")
+    reviews: Mapped[list[ReviewRow]] = relationship(
+        back_populates="candidate", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ReviewRow(Base):
+    __tablename__ = "reviews"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    candidate_id: Mapped[str] = mapped_column(
+        ForeignKey("identification_candidates.id", ondelete="CASCADE"), index=True
+    )
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    reviewer: Mapped[str] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(30))
+    """``confirm``, ``reject`` or ``not_this_person`` (kept and shown on later searches)."""
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+
+    candidate: Mapped[CandidateRow] = relationship(back_populates="reviews")
