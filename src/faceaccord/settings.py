@@ -119,6 +119,16 @@ class OrganisationSettings(BaseModel):
     interaction (packs may require sooner)."""
 
 
+class ServiceSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=60 * 1024 * 1024, gt=0)
+    """The largest request accepted (several images of at most ``images.max_bytes`` each)."""
+    rate_limit: str = "600/minute"
+    """Per API key (per client address for unauthenticated calls), in slowapi's notation."""
+    graceful_shutdown_seconds: int = Field(default=30, ge=0)
+
+
 def default_home() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "faceaccord"
@@ -147,6 +157,7 @@ class Settings(BaseSettings):
     makes every copy of the templates unreadable; default ``sqlite:///<home>/keyvault.db``."""
     keys: KeySettings = KeySettings()
     organisation: OrganisationSettings = OrganisationSettings()
+    service: ServiceSettings = ServiceSettings()
     actor: str | None = None
     """Who is acting, as recorded in the audit log (default: the operating-system user)."""
     audit_checkpoint_every: int = Field(default=100, ge=1)

@@ -116,6 +116,10 @@ class Platform:
             self._engine = self.engine_factory()
         return self._engine
 
+    @property
+    def engine_loaded(self) -> bool:
+        return self._engine is not None
+
     def close(self) -> None:
         self.db.dispose()
         self.vault.engine.dispose()

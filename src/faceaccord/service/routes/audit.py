@@ -1,0 +1,59 @@
+"""The audit log and the accountability report."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faceaccord.audit.log import entry_record
+from faceaccord.audit.reports import build_report, render_html
+from faceaccord.platform.keys import Role
+from faceaccord.service.auth import Caller, requires
+from faceaccord.store.models import AuditEntryRow
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+AuditorDep = Annotated[Caller, Depends(requires(Role.AUDITOR, Role.ADMIN))]
+
+
+@router.get("/audit/verify")
+def verify(who: AuditorDep) -> dict[str, Any]:
+    """Verify the deployment's whole hash chain and its signed checkpoints."""
+    with Session(who.platform.db) as session:
+        return who.platform.audit.verify(session).as_dict()
+
+
+@router.get("/audit/export")
+def export(who: AuditorDep) -> Response:
+    """This organisation's entries as JSON lines (each with its hash and the previous hash)."""
+    out = io.StringIO()
+    with Session(who.platform.db) as session:
+        rows = session.scalars(
+            select(AuditEntryRow)
+            .where(AuditEntryRow.organisation_id == who.organisation.id)
+            .order_by(AuditEntryRow.seq)
+        )
+        for row in rows:
+            out.write(json.dumps(entry_record(row)) + "\n")
+    return Response(out.getvalue(), media_type="application/x-ndjson")
+
+
+@router.get("/reports/accountability", response_class=HTMLResponse)
+def accountability(who: AuditorDep) -> HTMLResponse:
+    platform = who.platform
+    with Session(platform.db) as session:
+        report = build_report(
+            session,
+            organisation_id=who.organisation.id,
+            card=platform.engine.card,
+            operating_point=platform.settings.operating_point,
+            policy=platform.policy,
+            fairness_audit=platform.settings.policy.fairness_audit,
+            now=platform.clock(),
+        )
+    return HTMLResponse(render_html(report))

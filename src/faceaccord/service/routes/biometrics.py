@@ -1,0 +1,110 @@
+"""Detection, 1:1 verification and the policy's dry run. Every biometric request states its
+purpose; the policy decides before any image is decoded."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, UploadFile
+from pydantic import BaseModel
+
+from faceaccord.cli import render
+from faceaccord.governance.enforcement import GovernedEngine, operating_point_for
+from faceaccord.governance.entities import PolicyRequest, RequestContext
+from faceaccord.governance.vocabulary import ConsentKind, Operation, Purpose
+from faceaccord.matching.verification import compare_templates
+from faceaccord.platform.keys import Role
+from faceaccord.service.auth import Caller, CallerDep, requires
+from faceaccord.service.routes.forms import ContextForm, read_upload
+
+router = APIRouter(prefix="/v1", tags=["biometrics"])
+OperatorDep = Annotated[Caller, Depends(requires(Role.OPERATOR, Role.ADMIN))]
+PurposeForm = Annotated[Purpose, Form(description="Why: one of the catalogue's purposes")]
+
+
+def _governed(who: Caller) -> GovernedEngine:
+    platform = who.platform
+    return GovernedEngine(
+        engine=platform.engine,
+        policy=platform.policy,
+        on_decision=lambda request, decision: platform.record_decision(
+            actor=who.actor,
+            operation=str(request.operation),
+            purpose=request.purpose,
+            decision=decision,
+            outcome="allowed" if decision.allowed else "denied",
+        ),
+    )
+
+
+@router.post("/detect")
+async def detect(
+    image: UploadFile, purpose: PurposeForm, who: OperatorDep, context: ContextForm
+) -> dict[str, Any]:
+    governed = _governed(who)
+    decision = governed.authorise(
+        Operation.DETECT, organisation=who.organisation, purpose=purpose, context=context
+    )
+    data = await read_upload(image, limit=who.platform.settings.images.max_bytes)
+    engine = who.platform.engine
+    decoded = engine.read(data)
+    faces = engine.detect(decoded)
+    return {
+        "image": render.image_json(decoded),
+        "faces": [
+            render.face_json(f, engine.quality_reasons(f, faces_in_image=len(faces))) for f in faces
+        ],
+        "decision": decision.as_dict(),
+    }
+
+
+@router.post("/verify")
+async def verify(
+    image_a: UploadFile,
+    image_b: UploadFile,
+    purpose: PurposeForm,
+    who: OperatorDep,
+    context: ContextForm,
+) -> dict[str, Any]:
+    decision = _governed(who).authorise(
+        Operation.VERIFY, organisation=who.organisation, purpose=purpose, context=context
+    )
+    engine = who.platform.engine
+    point = operating_point_for(decision, card=engine.card, current=engine.operating_point)
+    limit = who.platform.settings.images.max_bytes
+    probe = engine.largest_template(await read_upload(image_a, limit=limit), which="first")
+    reference = engine.largest_template(await read_upload(image_b, limit=limit), which="second")
+    result = compare_templates(probe, reference, card=engine.card, operating_point=point)
+    return {**render.verification_json(result), "decision": decision.as_dict()}
+
+
+class PolicyCheck(BaseModel):
+    operation: Operation
+    purpose: Purpose
+    realtime: bool = False
+    public_space: bool = False
+    emergency: bool = False
+    reviewers: int | None = None
+    consent: ConsentKind = ConsentKind.NONE
+    notice_given: bool = False
+
+
+@router.post("/policy/check")
+def policy_check(body: PolicyCheck, who: CallerDep) -> dict[str, Any]:
+    """What the policy would decide for this organisation, without doing anything."""
+    decision = who.platform.policy.decide(
+        PolicyRequest(
+            organisation=who.organisation,
+            operation=body.operation,
+            purpose=body.purpose,
+            context=RequestContext(
+                realtime=body.realtime,
+                public_space=body.public_space,
+                emergency=body.emergency,
+                reviewers=body.reviewers,
+                consent=body.consent,
+                notice_given=body.notice_given,
+            ),
+        )
+    )
+    return decision.as_dict()
