@@ -12,7 +12,7 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 
 from faceaccord.audit.log import AuditEvent
-from faceaccord.audit.reports import build_report, render_html
+from faceaccord.audit.reports import render_html
 from faceaccord.cli.galleries import opened
 from faceaccord.cli.output import JsonOption, errors_reported, print_json
 from faceaccord.errors import InputError
@@ -128,17 +128,9 @@ def required_log_retention_days(platform: Platform) -> int:
 @report_app.command("accountability")
 def report_accountability(out: OutOption, json_output: JsonOption = False) -> None:
     """Write the accountability report (model and limits, rules in force, use) as HTML."""
-    with errors_reported(json_output), opened() as platform, Session(platform.db) as session:
+    with errors_reported(json_output), opened() as platform:
         _check_out(out)
-        report = build_report(
-            session,
-            organisation_id=platform.organisation.id,
-            card=platform.engine.card,
-            operating_point=platform.settings.operating_point,
-            policy=platform.policy,
-            fairness_audit=platform.settings.policy.fairness_audit,
-            now=platform.clock(),
-        )
+        report = platform.accountability_report()
         out.write_text(render_html(report), encoding="utf-8")
         if json_output:
             print_json({"out": str(out), "audit_entries": report.audit_entries})

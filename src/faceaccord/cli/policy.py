@@ -17,7 +17,6 @@ from faceaccord.governance.decisions import Decision
 from faceaccord.governance.engine import PolicyEngine
 from faceaccord.governance.entities import (
     Authorisation,
-    DeploymentSettings,
     Organisation,
     OrganisationStatus,
     PolicyRequest,
@@ -276,17 +275,13 @@ def _policy_engine(
     fairness_audit: str | None = None,
     log_retention_days: int | None = None,
 ) -> PolicyEngine:
-    policy = settings.policy
-    chosen = [p.strip() for p in packs.split(",") if p.strip()] if packs else policy.packs
-    deployment = DeploymentSettings(
-        packs=tuple(chosen) if chosen is not None else None,
-        national_law=national_law or policy.national_law,
-        fairness_audit=fairness_audit or policy.fairness_audit,
-        log_retention_days=(
-            log_retention_days if log_retention_days is not None else policy.log_retention_days
-        ),
+    return PolicyEngine.from_settings(
+        settings.policy,
+        packs=[p.strip() for p in packs.split(",") if p.strip()] if packs else None,
+        national_law=national_law,
+        fairness_audit=fairness_audit,
+        log_retention_days=log_retention_days,
     )
-    return PolicyEngine.load(deployment, extra_packs=policy.pack_dirs)
 
 
 def _pack_json(pack: Pack, in_force: bool, *, with_policies: bool = False) -> dict[str, Any]:

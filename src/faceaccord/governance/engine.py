@@ -35,6 +35,7 @@ from faceaccord.governance.packs import (
     policy_set_json,
 )
 from faceaccord.governance.vocabulary import Jurisdiction
+from faceaccord.settings import PolicySettings
 
 __all__ = ["PolicyEngine"]
 
@@ -97,6 +98,32 @@ class PolicyEngine:
             deployment=deployment or DeploymentSettings(),
             schema=schema,
             validate_requests=validate_requests,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: PolicySettings,
+        *,
+        packs: Sequence[str] | None = None,
+        national_law: str | None = None,
+        fairness_audit: str | None = None,
+        log_retention_days: int | None = None,
+    ) -> PolicyEngine:
+        """The engine the deployment's settings describe; arguments given here override them."""
+        chosen = packs if packs is not None else settings.packs
+        return cls.load(
+            DeploymentSettings(
+                packs=tuple(chosen) if chosen is not None else None,
+                national_law=national_law or settings.national_law,
+                fairness_audit=fairness_audit or settings.fairness_audit,
+                log_retention_days=(
+                    log_retention_days
+                    if log_retention_days is not None
+                    else settings.log_retention_days
+                ),
+            ),
+            extra_packs=settings.pack_dirs,
         )
 
     def applicable_packs(self, request: PolicyRequest) -> list[Pack]:

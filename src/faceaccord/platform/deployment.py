@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from faceaccord.audit.log import AuditEvent, AuditLog
+from faceaccord.audit.reports import AccountabilityReport, build_report
 from faceaccord.biometrics.pipeline import Engine
 from faceaccord.errors import ConfigurationError, InputError
 from faceaccord.governance.decisions import Decision
 from faceaccord.governance.engine import PolicyEngine
 from faceaccord.governance.entities import (
-    DeploymentSettings,
     Organisation,
     OrganisationStatus,
     ScaleTier,
@@ -79,16 +79,7 @@ class Platform:
         vault = KeyVault(
             create_database_engine(settings.resolved_keyvault_url()), load_master_key(settings)
         )
-        policy_settings = settings.policy
-        policy = PolicyEngine.load(
-            DeploymentSettings(
-                packs=tuple(policy_settings.packs) if policy_settings.packs is not None else None,
-                national_law=policy_settings.national_law,
-                fairness_audit=policy_settings.fairness_audit,
-                log_retention_days=policy_settings.log_retention_days,
-            ),
-            extra_packs=policy_settings.pack_dirs,
-        )
+        policy = PolicyEngine.from_settings(settings.policy)
         organisation = local_organisation(settings)
         platform = cls(
             settings=settings,
@@ -119,6 +110,19 @@ class Platform:
     @property
     def engine_loaded(self) -> bool:
         return self._engine is not None
+
+    def accountability_report(self) -> AccountabilityReport:
+        """The report for the organisation this platform acts for."""
+        with Session(self.db) as session:
+            return build_report(
+                session,
+                organisation_id=self.organisation.id,
+                card=self.engine.card,
+                operating_point=self.settings.operating_point,
+                policy=self.policy,
+                fairness_audit=self.settings.policy.fairness_audit,
+                now=self.clock(),
+            )
 
     def close(self) -> None:
         self.db.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceaccord.audit.log import entry_record
-from faceaccord.audit.reports import build_report, render_html
+from faceaccord.audit.reports import render_html
 from faceaccord.platform.keys import Role
 from faceaccord.service.auth import Caller, requires
 from faceaccord.store.models import AuditEntryRow
@@ -45,15 +45,4 @@ def export(who: AuditorDep) -> Response:
 
 @router.get("/reports/accountability", response_class=HTMLResponse)
 def accountability(who: AuditorDep) -> HTMLResponse:
-    platform = who.platform
-    with Session(platform.db) as session:
-        report = build_report(
-            session,
-            organisation_id=who.organisation.id,
-            card=platform.engine.card,
-            operating_point=platform.settings.operating_point,
-            policy=platform.policy,
-            fairness_audit=platform.settings.policy.fairness_audit,
-            now=platform.clock(),
-        )
-    return HTMLResponse(render_html(report))
+    return HTMLResponse(render_html(who.platform.accountability_report()))
