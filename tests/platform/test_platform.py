@@ -27,7 +27,7 @@ from faceaccord.errors import InputError, PolicyDeniedError
 from faceaccord.governance.entities import RequestContext
 from faceaccord.governance.obligations import ConsentOnFile, NoticeGiven
 from faceaccord.governance.vocabulary import ConsentKind, Jurisdiction, Purpose
-from faceaccord.platform.deployment import GalleryNotFoundError, Platform
+from faceaccord.platform.deployment import GalleryNotFoundError, Platform, local_organisation
 from faceaccord.platform.enrolment import enroll
 from faceaccord.platform.erasure import (
     SubjectNotFoundError,
@@ -383,11 +383,32 @@ def test_an_erasure_interrupted_after_the_key_is_destroyed_is_completed(
         assert session.scalar(select(SubjectRow)) is None
 
 
-def test_orphan_keys_from_an_interrupted_enrolment_are_removed(opened: Platform) -> None:
+def test_orphan_keys_from_an_interrupted_enrolment_are_removed_after_a_grace_period(
+    opened: Platform, clock: Clock
+) -> None:
     opened.vault.create_key("never-stored", now=START)
-    report = run_retention(opened)
-    assert report.orphan_keys_removed == 1
+    assert run_retention(opened).orphan_keys_removed == 0  # may be an enrolment in progress
+    clock.advance(hours=2)
+    assert run_retention(opened).orphan_keys_removed == 1
     assert "never-stored" not in opened.vault.subject_ids()
+
+
+def test_one_organisations_retention_never_touches_anothers_keys(
+    tmp_path: Path, database_url: str, clock: Clock
+) -> None:
+    settings = settings_for(tmp_path / "home", database_url)
+    with Platform.open(settings, engine=fake_engine(), clock=clock) as platform:
+        _with_staff(platform)
+        _enrol(platform, "alice", 1)
+        other = platform.acting_for(
+            local_organisation(settings.model_copy(update={
+                "organisation": settings.organisation.model_copy(update={"id": "other"})
+            }))
+        )  # fmt: skip
+        clock.advance(days=1)
+        assert run_retention(other).orphan_keys_removed == 0
+        found = identify(platform, gallery="staff", image=photo(1), purpose=ACCESS, actor="x")
+        assert [c.subject for c in found.candidates] == ["alice"]
 
 
 def test_enrolment_is_refused_for_another_purpose_or_a_missing_gallery(opened: Platform) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -198,7 +198,7 @@ def run_retention(
             due.append(replace(item, reason="erasure_completed"))
         elif deadline is not None and deadline[0] <= now:
             due.append(replace(item, reason=deadline[1], due_at=deadline[0]))
-    orphans = sorted(keyed - {subject.id for subject, _ in rows})
+    orphans = _orphan_keys(platform, now)
     receipts: list[ErasureReceipt] = []
     if not dry_run:
         for item in due:
@@ -222,6 +222,25 @@ def run_retention(
         orphan_keys_removed=0 if dry_run else len(orphans),
         dry_run=dry_run,
     )
+
+
+ORPHAN_GRACE = timedelta(hours=1)
+
+
+def _orphan_keys(platform: Platform, now: datetime) -> list[str]:
+    """Keys with no subject in any organisation (an enrolment interrupted between committing the
+    key and committing the subject), older than an hour, so that an enrolment in progress in
+    another request or tenant never loses its key."""
+    candidates = platform.vault.subject_ids(created_before=now - ORPHAN_GRACE)
+    if not candidates:
+        return []
+    with platform.transaction() as session:
+        stored: set[str] = set()
+        ids = sorted(candidates)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            stored.update(session.scalars(select(SubjectRow.id).where(SubjectRow.id.in_(chunk))))
+    return sorted(candidates - stored)
 
 
 def _authorise_delete(platform: Platform, *, actor: str, purpose: Purpose) -> None:

@@ -3,7 +3,8 @@
 ``create_app(settings)`` opens the deployment (database, vault, keys, policy, face engine) in
 the app's lifespan, so nothing happens at import and a test can hand in its own settings and a
 fake engine. The app speaks RFC 9457 problem details for every error, limits request bodies,
-rate-limits per API key, logs one JSON line per request, and exposes Prometheus metrics.
+rate-limits per API key (``service/ratelimit.py``), logs one JSON line per request, and
+exposes Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -20,14 +21,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from slowapi import Limiter
-from slowapi.errors import RateLimitExceeded
-from slowapi.middleware import SlowAPIMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceaccord.biometrics.pipeline import Engine
 from faceaccord.platform.deployment import Clock, Platform
 from faceaccord.service.problems import install_problem_handlers, problem
+from faceaccord.service.ratelimit import RateLimiter
 from faceaccord.service.routes import (
     audit,
     biometrics,
@@ -97,23 +96,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.metrics = Metrics.create()
-    limiter = Limiter(
-        key_func=_rate_key, default_limits=[settings.service.rate_limit], headers_enabled=True
-    )
-    app.state.limiter = limiter
+    app.state.rate_limiter = RateLimiter(settings.service.rate_limit)
     install_problem_handlers(app)
-
-    @app.exception_handler(RateLimitExceeded)
-    async def too_many(request: Request, error: RateLimitExceeded) -> Response:
-        retry_after = "60"
-        response = problem(
-            429,
-            "rate_limited",
-            "rate limited",
-            f"this key sent more than {error.detail}; retry later",
-            headers={"Retry-After": retry_after},
-        )
-        return limiter._inject_headers(response, request.state.view_rate_limit)
 
     for router in (
         health.router,
@@ -126,20 +110,9 @@ def create_app(
     ):
         app.include_router(router)
 
-    app.add_middleware(SlowAPIMiddleware)
     app.middleware("http")(_observe)
     app.add_middleware(BodyLimit, limit=settings.service.max_body_bytes)
     return app
-
-
-def _rate_key(request: Request) -> str:
-    header = request.headers.get("authorization", "") or request.headers.get("x-api-key", "")
-    token = header.split()[-1] if header else ""
-    parts = token.split("_")
-    if len(parts) >= 3 and parts[0] == "fa":
-        return f"key:{parts[1]}"
-    client = request.client.host if request.client else "unknown"
-    return f"address:{client}"
 
 
 async def _observe(
@@ -170,7 +143,9 @@ async def _observe(
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes, declared or streamed, with a 413 problem."""
+    """Refuse request bodies over ``limit`` bytes with a 413 problem: at once when the declared
+    length is too large, and for a streamed body as soon as it grows too large (the application
+    is told the client went away, and its own response, if any, is replaced)."""
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
@@ -185,19 +160,34 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
             return
         received = 0
+        exceeded = False
+        started = False
 
         async def counting() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _BodyTooLargeError
+                    exceeded = True
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, counting, send)
-        except _BodyTooLargeError:
+            await self.app(scope, counting, guarded)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -208,10 +198,6 @@ class BodyLimit:
             f"the request body exceeds {self.limit:,} bytes",
         )
         await response(scope, receive, send)
-
-
-class _BodyTooLargeError(Exception):
-    pass
 
 
 class _JsonFormatter(logging.Formatter):

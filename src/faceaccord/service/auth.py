@@ -14,6 +14,7 @@ from faceaccord.governance.entities import Organisation
 from faceaccord.platform.deployment import Platform
 from faceaccord.platform.keys import KeyIdentity, Role, authenticate
 from faceaccord.platform.organisation_rows import load_organisation
+from faceaccord.service.ratelimit import RateLimiter
 
 __all__ = ["Caller", "CallerDep", "PlatformReviewerDep", "platform_of", "requires"]
 
@@ -27,7 +28,8 @@ class Caller:
 
     @property
     def actor(self) -> str:
-        return f"{self.identity.name} (key {self.identity.key_id[:8]})"
+        """The person (or system) holding the key, as the audit log and reviews name them."""
+        return self.identity.name
 
 
 def platform_of(request: Request) -> Platform:
@@ -55,7 +57,8 @@ def identity_of(request: Request) -> KeyIdentity:
         raise HTTPException(
             401, "the API key is unknown or revoked", {"WWW-Authenticate": "Bearer"}
         )
-    request.state.key_prefix = token.split("_")[1]
+    rate_limiter: RateLimiter = request.app.state.rate_limiter
+    rate_limiter.hit(f"key:{identity.key_id}")
     return identity
 
 

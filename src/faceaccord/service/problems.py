@@ -36,6 +36,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "request_too_large",
+    429: "rate_limited",
 }
 _NOT_FOUND = {
     "gallery_not_found",
@@ -111,13 +112,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {
-            401: "unauthenticated",
-            403: "forbidden",
-            404: "not_found",
-            405: "method_not_allowed",
-            413: "request_too_large",
-        }.get(error.status_code, "http_error")
+        code = _HTTP_CODES.get(error.status_code, "http_error")
         return problem(
             error.status_code,
             code,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from faceaccord.errors import FaceAccordError
 from faceaccord.protection.envelope import Sealed, new_data_key, unwrap_data_key, wrap_data_key
 from faceaccord.protection.keys import MasterKey
+from faceaccord.store.models import UtcDateTime
 
 __all__ = ["KeyVault", "MissingKeyError"]
 
@@ -35,7 +36,7 @@ class SubjectKeyRow(_VaultBase):
     master_key_id: Mapped[str] = mapped_column(String(16))
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class KeyVault:
@@ -88,9 +89,12 @@ class KeyVault:
             )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    def subject_ids(self) -> set[str]:
+    def subject_ids(self, *, created_before: datetime | None = None) -> set[str]:
+        query = select(SubjectKeyRow.subject_id)
+        if created_before is not None:
+            query = query.where(SubjectKeyRow.created_at < created_before)
         with Session(self.engine) as session:
-            return set(session.scalars(select(SubjectKeyRow.subject_id)))
+            return set(session.scalars(query))
 
     def _unwrap(self, row: SubjectKeyRow) -> bytes:
         if row.master_key_id != self.master.id:

@@ -38,14 +38,14 @@ def _governed(who: Caller) -> GovernedEngine:
 
 
 @router.post("/detect")
-async def detect(
+def detect(
     image: UploadFile, purpose: PurposeForm, who: OperatorDep, context: ContextForm
 ) -> dict[str, Any]:
     governed = _governed(who)
     decision = governed.authorise(
         Operation.DETECT, organisation=who.organisation, purpose=purpose, context=context
     )
-    data = await read_upload(image, limit=who.platform.settings.images.max_bytes)
+    data = read_upload(image, limit=who.platform.settings.images.max_bytes)
     engine = who.platform.engine
     decoded = engine.read(data)
     faces = engine.detect(decoded)
@@ -59,7 +59,7 @@ async def detect(
 
 
 @router.post("/verify")
-async def verify(
+def verify(
     image_a: UploadFile,
     image_b: UploadFile,
     purpose: PurposeForm,
@@ -72,8 +72,8 @@ async def verify(
     engine = who.platform.engine
     point = operating_point_for(decision, card=engine.card, current=engine.operating_point)
     limit = who.platform.settings.images.max_bytes
-    probe = engine.largest_template(await read_upload(image_a, limit=limit), which="first")
-    reference = engine.largest_template(await read_upload(image_b, limit=limit), which="second")
+    probe = engine.largest_template(read_upload(image_a, limit=limit), which="first")
+    reference = engine.largest_template(read_upload(image_b, limit=limit), which="second")
     result = compare_templates(probe, reference, card=engine.card, operating_point=point)
     return {**render.verification_json(result), "decision": decision.as_dict()}
 

@@ -6,18 +6,22 @@ from typing import Annotated
 
 from fastapi import Depends, Form, UploadFile
 
-from faceaccord.errors import InputError
+from faceaccord.errors import ImageTooLargeError, InputError
 from faceaccord.governance.entities import Authorisation, RequestContext
 from faceaccord.governance.vocabulary import CaptureDevice, ConsentKind, Jurisdiction, LegalGround
 
 __all__ = ["ContextForm", "read_upload", "request_context"]
 
 
-async def read_upload(upload: UploadFile, *, limit: int) -> bytes:
-    """The file's bytes, refusing more than ``limit`` without reading further."""
-    data = await upload.read(limit + 1)
+def read_upload(upload: UploadFile, *, limit: int) -> bytes:
+    """The file's bytes, refusing more than ``limit`` without reading further. Synchronous on
+    purpose: the routes that handle images are plain functions, run by FastAPI in its thread
+    pool, so a face being processed never blocks the event loop."""
+    data = upload.file.read(limit + 1)
     if len(data) > limit:
-        raise InputError(f"{upload.filename or 'an upload'} exceeds {limit:,} bytes")
+        raise ImageTooLargeError(
+            f"{upload.filename or 'an upload'} is over {limit:,} bytes, the limit for an image"
+        )
     return data
 
 

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from faceaccord.consent.records import ConsentInput, notice_digest
-from faceaccord.errors import InputError
 from faceaccord.governance.vocabulary import ConsentKind, Purpose
 from faceaccord.platform.enrolment import enroll
 from faceaccord.platform.erasure import (
@@ -56,7 +55,7 @@ def withdraw(gallery: str, who: AdminDep) -> dict[str, Any]:
 
 
 @router.post("/{gallery}/subjects", status_code=201)
-async def enrol(
+def enrol(
     gallery: str,
     who: OperatorDep,
     context: ContextForm,
@@ -71,7 +70,7 @@ async def enrol(
 ) -> dict[str, Any]:
     """Enrol a subject from one or more photos, with the consent record the policy requires."""
     limit = who.platform.settings.images.max_bytes
-    photos = [await read_upload(image, limit=limit) for image in images]
+    photos = [read_upload(image, limit=limit) for image in images]
     consent = None
     if consent_kind is not None and consent_kind is not ConsentKind.NONE:
         consent = ConsentInput(
@@ -155,7 +154,7 @@ def revoke(gallery: str, subject: str, who: OperatorDep) -> dict[str, Any]:
 
 
 @router.post("/{gallery}/identify")
-async def search(
+def search(
     gallery: str,
     who: OperatorDep,
     context: ContextForm,
@@ -165,9 +164,7 @@ async def search(
 ) -> dict[str, Any]:
     """Search the gallery. Candidates are candidates: ``pending_review`` where the policy requires
     human review; an empty list means no match."""
-    data = await read_upload(image, limit=who.platform.settings.images.max_bytes)
-    if not data:
-        raise InputError("the image is empty")
+    data = read_upload(image, limit=who.platform.settings.images.max_bytes)
     found = identify(
         who.platform,
         gallery=gallery,

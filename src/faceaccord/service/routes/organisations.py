@@ -20,6 +20,7 @@ from faceaccord.platform.organisations import (
     suspend_organisation,
 )
 from faceaccord.service.auth import Caller, CallerDep, PlatformReviewerDep, platform_of, requires
+from faceaccord.service.ratelimit import limit_address
 
 router = APIRouter(prefix="/v1", tags=["organisations"])
 AdminDep = Annotated[Caller, Depends(requires(Role.ADMIN))]
@@ -61,7 +62,7 @@ class NewKey(BaseModel):
     roles: list[Role] = Field(min_length=1)
 
 
-@router.post("/organisations", status_code=201)
+@router.post("/organisations", status_code=201, dependencies=[Depends(limit_address)])
 def register(body: Registration, request: Request) -> dict[str, Any]:
     """Register an organisation. It starts *pending review* and can do nothing but delete until a
     platform reviewer approves it; the admin key returned here is shown once."""
