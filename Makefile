@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py $(SHORT)
 	$(BIN)/python benchmarks/bench_policy.py $(SHORT)
 	$(BIN)/python benchmarks/bench_gallery.py $(SHORT)
+	$(BIN)/python benchmarks/bench_service.py $(SHORT)
 
 bench-short:
 	$(MAKE) bench SHORT=--short

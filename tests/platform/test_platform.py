@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -491,3 +492,28 @@ def test_a_subject_row_without_templates_cannot_exist_after_a_failed_enrolment(
             select(AuditEntryRow).where(AuditEntryRow.operation == "enroll")
         ).one()
     assert failure.details["outcome"] == "not_an_image"
+
+
+def test_simultaneous_enrolments_of_one_person_make_one_subject(opened: Platform) -> None:
+    _with_staff(opened)
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def enrol(seed: int) -> None:
+        barrier.wait()
+        try:
+            _enrol(opened, "alice", seed)
+        except BaseException as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=enrol, args=(seed,)) for seed in range(1, 7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with Session(opened.db) as session:
+        (subject_id,) = session.scalars(select(SubjectRow.id)).all()
+        assert len(session.scalars(select(TemplateRow.id)).all()) == 6
+    assert opened.vault.subject_ids() == {subject_id}
+    assert len(opened.index_for(opened.gallery_id("staff"))) == 6

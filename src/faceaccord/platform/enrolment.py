@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from faceaccord.audit.log import AuditEvent
 from faceaccord.biometrics.faces import FaceTemplate
@@ -138,6 +139,30 @@ def _store(
     decision: Decision,
     actor: str,
 ) -> Enrolment:
+    """Store, as a new subject or as more templates of an existing one. If another request
+    creates the same subject at the same moment, the loser's fresh key is destroyed and its
+    templates are stored once more under the winner's subject."""
+    try:
+        return _store_once(platform, target, templates, consent, decision, actor)
+    except _SubjectCreatedMeanwhileError as race:
+        platform.vault.destroy([race.subject_id])
+        return _store_once(platform, target, templates, consent, decision, actor)
+
+
+class _SubjectCreatedMeanwhileError(Exception):
+    def __init__(self, subject_id: str) -> None:
+        super().__init__(subject_id)
+        self.subject_id = subject_id
+
+
+def _store_once(
+    platform: Platform,
+    target: _Target,
+    templates: list[FaceTemplate],
+    consent: ConsentInput | None,
+    decision: Decision,
+    actor: str,
+) -> Enrolment:
     gallery_id, reference = target.gallery_id, target.reference
     now = platform.clock()
     card = platform.engine.card
@@ -177,31 +202,72 @@ def _store(
                 created_at=now,
             )
         )
+    try:
+        stored = _Rows(new_subject, subject_id, limits, rows)
+        _commit(platform, target, stored, consent, decision, actor)
+    except IntegrityError:
+        if not new_subject:
+            raise
+        raise _SubjectCreatedMeanwhileError(subject_id) from None
+    platform.index_for(gallery_id).add(
+        template_ids=[r.id for r in rows],
+        subject_ids=[subject_id] * len(rows),
+        vectors=np.stack([t.embedding for t in templates]),
+    )
+    return Enrolment(
+        subject_id=subject_id,
+        subject=reference,
+        gallery=target.gallery,
+        templates=len(rows),
+        decision=decision,
+        new_subject=new_subject,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    new_subject: bool
+    subject_id: str
+    limits: list[dict[str, object]]
+    templates: list[TemplateRow]
+
+
+def _commit(
+    platform: Platform,
+    target: _Target,
+    rows: _Rows,
+    consent: ConsentInput | None,
+    decision: Decision,
+    actor: str,
+) -> None:
+    """The subject, its consent, its templates and the audit entry, in one transaction."""
+    now = platform.clock()
     with platform.transaction() as session:
-        if new_subject:
+        if rows.new_subject:
             session.add(
                 SubjectRow(
-                    id=subject_id,
-                    gallery_id=gallery_id,
-                    reference=reference,
+                    id=rows.subject_id,
+                    gallery_id=target.gallery_id,
+                    reference=target.reference,
                     jurisdiction=target.jurisdiction,
                     created_at=now,
                     last_interaction_at=now,
-                    retention_limits=limits,
+                    retention_limits=rows.limits,
                 )
             )
         else:
-            row = session.get(SubjectRow, subject_id)
-            assert row is not None
+            row = session.get(SubjectRow, rows.subject_id)
+            if row is None:
+                raise InputError(f"subject {target.reference!r} was erased during the enrolment")
             row.last_interaction_at = now
-            row.retention_limits = _merge_limits(row.retention_limits, limits)
+            row.retention_limits = _merge_limits(row.retention_limits, rows.limits)
         session.flush()
-        session.add_all(rows)
+        session.add_all(rows.templates)
         if consent is not None:
             session.add(
                 ConsentRow(
                     id=str(uuid.uuid4()),
-                    subject_id=subject_id,
+                    subject_id=rows.subject_id,
                     kind=str(consent.kind),
                     reference=consent.reference,
                     notice_sha256=consent.notice_sha256,
@@ -222,29 +288,16 @@ def _store(
                 purpose=str(target.purpose),
                 decision=decision.outcome,
                 rule_ids=tuple(decision.rule_ids()),
-                gallery_id=gallery_id,
-                subject_id=subject_id,
+                gallery_id=target.gallery_id,
+                subject_id=rows.subject_id,
                 details={
                     "outcome": "enrolled",
-                    "templates": len(rows),
-                    "model": card.id,
+                    "templates": len(rows.templates),
+                    "model": platform.engine.card.id,
                     "consent": str(consent.kind) if consent else None,
                 },
             ),
         )
-    platform.index_for(gallery_id).add(
-        template_ids=[r.id for r in rows],
-        subject_ids=[subject_id] * len(rows),
-        vectors=np.stack([t.embedding for t in templates]),
-    )
-    return Enrolment(
-        subject_id=subject_id,
-        subject=reference,
-        gallery=target.gallery,
-        templates=len(rows),
-        decision=decision,
-        new_subject=new_subject,
-    )
 
 
 def _merge_limits(
