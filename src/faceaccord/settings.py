@@ -129,6 +129,18 @@ class ServiceSettings(BaseModel):
     graceful_shutdown_seconds: int = Field(default=30, ge=0)
 
 
+class FairnessSettings(BaseModel):
+    gate: bool = False
+    """Refuse identification unless the model and threshold in use have a recorded fairness
+    audit whose FMR and FNMR ratios are within the bounds below."""
+    max_fmr_ratio: float = Field(default=10.0, ge=1.0)
+    max_fnmr_ratio: float = Field(default=10.0, ge=1.0)
+    attribute: str | None = None
+    """Which audited attribute the gate reads (default: every attribute must pass)."""
+    datasets_dir: Path | None = None
+    """Where audit datasets started over HTTP must live (none: audits over HTTP are off)."""
+
+
 def default_home() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "faceaccord"
@@ -158,6 +170,7 @@ class Settings(BaseSettings):
     keys: KeySettings = KeySettings()
     organisation: OrganisationSettings = OrganisationSettings()
     service: ServiceSettings = ServiceSettings()
+    fairness: FairnessSettings = FairnessSettings()
     actor: str | None = None
     """Who is acting, as recorded in the audit log (default: the operating-system user)."""
     audit_checkpoint_every: int = Field(default=100, ge=1)

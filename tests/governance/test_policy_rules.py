@@ -68,7 +68,7 @@ RETENTION_POLICY = "https://example.org/biometric-retention-schedule"
 ACCOUNTABILITY_REPORT = "https://example.org/rcw-43-386-accountability-report"
 
 RULES = {
-    "core": ("CORE-BASE", "CORE-STATUS", "CORE-PURPOSE"),
+    "core": ("CORE-BASE", "CORE-STATUS", "CORE-PURPOSE", "FAIRNESS-GATE"),
     "vendor-2020": (
         "MS-US-POLICE",
         "MS-LE-MOBILE",
@@ -243,6 +243,12 @@ def allow(
 
 DENIALS = [
     # core
+    deny(
+        "FAIRNESS-GATE",
+        CORE,
+        ask("commercial", "US-NY", "identify", "media_archive_search", fairness_gate_failed=True),
+        id="FAIRNESS-GATE: no identification while the deployment's fairness gate fails",
+    ),
     deny(
         "CORE-STATUS",
         CORE,
@@ -703,6 +709,12 @@ DENIALS = [
 # --- Allowed: the exception, the reach, or the obligations of each rule ----------------------
 
 ALLOWANCES = [
+    allow(
+        "FAIRNESS-GATE",
+        CORE,
+        ask("commercial", "US-NY", "verify", "identity_verification", fairness_gate_failed=True),
+        id="FAIRNESS-GATE: binds identification (1:N) only, not verification",
+    ),
     # core
     allow(
         "CORE-BASE",

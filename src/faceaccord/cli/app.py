@@ -25,7 +25,7 @@ from rich.table import Table
 
 from faceaccord.biometrics.folder_job import embed_files, list_files
 from faceaccord.biometrics.pipeline import Engine
-from faceaccord.cli import audit, galleries, policy, render, serve
+from faceaccord.cli import audit, fairness, galleries, policy, render, serve
 from faceaccord.cli.demo import run_demo
 from faceaccord.cli.output import JsonOption, errors_reported, load_settings, print_json
 from faceaccord.errors import InputError
@@ -48,6 +48,7 @@ app.command("identify")(galleries.identify)
 app.command("erase")(galleries.erase)
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(audit.report_app, name="report")
+app.add_typer(fairness.app, name="fairness")
 app.command("serve")(serve.serve)
 app.command("platform-key")(serve.platform_key)
 

@@ -301,6 +301,7 @@ def _cedar_context(request: PolicyRequest, deployment: DeploymentSettings) -> di
         "purpose_ended": ctx.purpose_ended,
         "retention_policy_published": org.retention_policy is not None,
         "accountability_report": org.accountability_report is not None,
+        "fairness_gate_failed": ctx.fairness_gate_failed,
         "national_law_attested": deployment.national_law is not None,
         "fairness_audit": deployment.fairness_audit is not None,
         "log_retention_days": (

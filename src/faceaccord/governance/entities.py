@@ -160,6 +160,8 @@ class RequestContext:
     legal_ground: LegalGround | None = None
     consent_withdrawn: bool = False
     purpose_ended: bool = False
+    fairness_gate_failed: bool = False
+    """Set by the deployment when its fairness gate is on and the audit on record fails it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from faceaccord.governance.entities import PolicyRequest, RequestContext, ScaleT
 from faceaccord.governance.obligations import HumanReview
 from faceaccord.governance.vocabulary import Operation, Purpose
 from faceaccord.platform.deployment import Platform
+from faceaccord.platform.fairness import GateStatus, fairness_gate
 from faceaccord.store.models import (
     AuditEntryRow,
     CandidateRow,
@@ -108,6 +109,7 @@ def identify(
             f"gallery {gallery!r} was built for {gallery_row.purpose}; it cannot be searched "
             f"for {purpose}"
         )
+    gate = fairness_gate(platform)
     decision = platform.policy.decide(
         PolicyRequest(
             organisation=platform.organisation,
@@ -116,10 +118,12 @@ def identify(
             context=replace(
                 context or RequestContext(),
                 requested_tier=ScaleTier.needed_for(searches_per_day=searches_today + 1),
+                fairness_gate_failed=not gate.passed,
             ),
             on=platform.clock().date(),
         )
     )
+    decision = _explain_gate(decision, gate)
     if not decision.allowed:
         platform.record_decision(
             actor=actor, operation="identify", purpose=purpose, decision=decision,
@@ -232,6 +236,19 @@ def _not_this_person_counts(session: Session, subject_ids: list[str]) -> dict[st
         .group_by(ReviewRow.subject_id)
     ).all()
     return {subject_id: int(count) for subject_id, count in rows}
+
+
+def _explain_gate(decision: Decision, gate: GateStatus) -> Decision:
+    """Name the audit and the figure that failed in the gate's reason."""
+    if gate.passed:
+        return decision
+    reasons = tuple(
+        replace(reason, summary=f"{reason.summary} Here: {gate.message}.")
+        if reason.rule == "FAIRNESS-GATE"
+        else reason
+        for reason in decision.reasons
+    )
+    return replace(decision, reasons=reasons)
 
 
 def _searches_today(platform: Platform, now: datetime) -> int:

@@ -341,3 +341,26 @@ class ReviewRow(Base):
     at: Mapped[datetime]
 
     candidate: Mapped[CandidateRow] = relationship(back_populates="reviews")
+
+
+class FairnessAuditRow(Base):
+    """A fairness audit: its report, and the figures the identification gate checks."""
+
+    __tablename__ = "fairness_audits"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organisation_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    """Who started it (None: the operator, from the command line)."""
+    actor: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20))
+    """``running``, ``done`` or ``failed``."""
+    dataset: Mapped[str] = mapped_column(String(300))
+    model_id: Mapped[str | None] = mapped_column(String(100))
+    model_sha256: Mapped[str | None] = mapped_column(String(64))
+    threshold: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    summary: Mapped[dict[str, Any]]
+    """Per attribute: the FMR and FNMR ratios over its groups (the gate's figures)."""
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)

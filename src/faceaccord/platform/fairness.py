@@ -1,0 +1,173 @@
+"""Fairness audits in the deployment: embedding a dataset on all cores, recording an audit with
+the figures the gate reads, and the gate itself: with ``FACEACCORD_FAIRNESS__GATE=true``
+identification is refused unless the model and threshold in use have a recorded audit whose FMR
+and FNMR ratios are within the configured bounds; the refusal names the audit and the figure."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import select
+
+from faceaccord.audit.log import AuditEvent
+from faceaccord.biometrics.folder_job import embed_files
+from faceaccord.fairness.datasets import Dataset
+from faceaccord.platform.deployment import Platform
+from faceaccord.settings import Settings
+from faceaccord.store.models import FairnessAuditRow
+
+__all__ = ["GateStatus", "embed_dataset", "fairness_gate", "record_audit", "start_audit"]
+
+
+def embed_dataset(
+    dataset: Dataset,
+    *,
+    settings: Settings,
+    workers: int,
+    advance: Callable[[], None] | None = None,
+) -> list[NDArray[np.float32] | None]:
+    """The largest face's embedding of each image (None when no face is found), in order."""
+    embeddings: list[NDArray[np.float32] | None] = []
+    for outcome in embed_files(
+        [i.path for i in dataset.images], settings=settings, workers=workers
+    ):
+        embeddings.append(outcome.templates[0].embedding if outcome.templates else None)
+        if advance is not None:
+            advance()
+    return embeddings
+
+
+def gate_figures(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        attribute: {
+            "fmr_ratio": (data.get("summary") or {}).get("fmr_ratio"),
+            "fnmr_ratio": (data.get("summary") or {}).get("fnmr_ratio"),
+            "groups": data.get("summary_groups", []),
+        }
+        for attribute, data in report["attributes"].items()
+    }
+
+
+def start_audit(
+    platform: Platform, *, dataset: str, actor: str, organisation_id: str | None
+) -> str:
+    audit_id = str(uuid.uuid4())
+    with platform.transaction() as session:
+        session.add(
+            FairnessAuditRow(
+                id=audit_id, organisation_id=organisation_id, actor=actor, status="running",
+                dataset=dataset, model_id=None, model_sha256=None, threshold=None,
+                started_at=platform.clock(), finished_at=None, summary={}, report=None,
+                error=None,
+            )
+        )  # fmt: skip
+        platform.record(
+            session,
+            AuditEvent(
+                actor=actor, organisation_id=organisation_id or "platform",
+                operation="fairness_audit", decision="started",
+                details={"audit": audit_id, "dataset": dataset},
+            ),
+        )  # fmt: skip
+    return audit_id
+
+
+def record_audit(
+    platform: Platform,
+    *,
+    audit_id: str,
+    report: dict[str, Any] | None,
+    actor: str,
+    organisation_id: str | None,
+    error: str | None = None,
+) -> None:
+    """Finish an audit: its report and gate figures, or the error that stopped it."""
+    with platform.transaction() as session:
+        row = session.get(FairnessAuditRow, audit_id)
+        if row is None:
+            raise ValueError(f"no fairness audit {audit_id}")
+        row.finished_at = platform.clock()
+        row.status = "failed" if error else "done"
+        row.error = error
+        if report is not None:
+            row.report = report
+            row.model_id = report["model"]["id"]
+            row.model_sha256 = report["model"]["sha256"]
+            row.threshold = float(report["threshold"]["value"])
+            row.summary = gate_figures(report)
+        platform.record(
+            session,
+            AuditEvent(
+                actor=actor, organisation_id=organisation_id or "platform",
+                operation="fairness_audit", decision=row.status,
+                details={"audit": audit_id, "dataset": row.dataset, "figures": row.summary,
+                         "error": error},
+            ),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class GateStatus:
+    required: bool
+    passed: bool
+    audit_id: str | None
+    message: str
+
+
+def fairness_gate(platform: Platform) -> GateStatus:
+    """Whether identification may run under the fairness gate, and why (not)."""
+    settings = platform.settings.fairness
+    if not settings.gate:
+        return GateStatus(required=False, passed=True, audit_id=None, message="gate off")
+    card, point = platform.engine.card, platform.engine.operating_point
+    with platform.transaction() as session:
+        audit = session.scalar(
+            select(FairnessAuditRow)
+            .where(
+                FairnessAuditRow.status == "done",
+                FairnessAuditRow.model_id == card.id,
+                FairnessAuditRow.model_sha256 == card.sha256,
+            )
+            .order_by(FairnessAuditRow.finished_at.desc())
+        )
+        if audit is None or audit.threshold is None:
+            return GateStatus(True, False, None,
+                              f"no fairness audit of {card.id} is on record")  # fmt: skip
+        if not math.isclose(audit.threshold, point.threshold, rel_tol=0, abs_tol=1e-9):
+            return GateStatus(
+                True, False, audit.id,
+                f"the latest audit of {card.id} ({audit.id}) measured threshold "
+                f"{audit.threshold:g}, not the {point.threshold:g} in use",
+            )  # fmt: skip
+        return _bounds(audit, settings.max_fmr_ratio, settings.max_fnmr_ratio, settings.attribute)
+
+
+def _bounds(
+    audit: FairnessAuditRow, max_fmr: float, max_fnmr: float, attribute: str | None
+) -> GateStatus:
+    figures = audit.summary
+    if attribute is not None:
+        figures = {attribute: figures.get(attribute, {})}
+    for name, values in figures.items():
+        for rate, bound in (("fmr_ratio", max_fmr), ("fnmr_ratio", max_fnmr)):
+            value = values.get(rate)
+            if value is None:
+                return GateStatus(
+                    True, False, audit.id,
+                    f"audit {audit.id}: the {rate.replace('_', ' ')} for {name} is undefined "
+                    "(a group had no errors or too few people), so it cannot be shown within "
+                    f"{bound:g}",
+                )  # fmt: skip
+            if value > bound:
+                return GateStatus(
+                    True, False, audit.id,
+                    f"audit {audit.id}: the {rate.replace('_', ' ')} for {name} is {value:.3g}, "
+                    f"over the bound of {bound:g}",
+                )  # fmt: skip
+    return GateStatus(True, True, audit.id, f"audit {audit.id} is within bounds")
