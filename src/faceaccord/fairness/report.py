@@ -84,7 +84,11 @@ def _det_plot(data: dict[str, Any]) -> str:
     axis.set_ylabel("false non-match rate")
     axis.set_title("DET per group (same-group impostors)")
     axis.grid(alpha=0.3, which="both")
-    axis.legend(fontsize=7)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=7)
+    else:
+        axis.text(0.5, 0.5, "no group has both genuine and impostor pairs",
+                  ha="center", va="center", transform=axis.transAxes)  # fmt: skip
     return _png(figure)
 
 
@@ -122,7 +126,8 @@ def _scores_plot(data: dict[str, Any], threshold: float) -> str:
     axis.set_xticks(range(len(groups)), groups, rotation=30)
     axis.set_ylabel("distance (5th, 50th, 95th percentile)")
     axis.set_title("Score distributions: a match is below the threshold")
-    axis.legend(fontsize=7)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=7)
     axis.grid(axis="y", alpha=0.3)
     return _png(figure)
 

@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from faceaccord.service.ratelimit import RateLimiter
 from faceaccord.service.routes import (
     audit,
     biometrics,
+    fairness,
     galleries,
     health,
     identifications,
@@ -82,10 +84,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = Platform.open(settings, engine=engine or Engine.load(settings), clock=clock)
         app.state.platform = platform
+        app.state.fairness_executor = ThreadPoolExecutor(max_workers=1)
         _log.info("faceaccord service ready", extra={"home": str(settings.home)})
         try:
             yield
         finally:
+            app.state.fairness_executor.shutdown(wait=True, cancel_futures=True)
             platform.close()
             _log.info("faceaccord service stopped")
 
@@ -107,6 +111,7 @@ def create_app(
         galleries.retention,
         identifications.router,
         audit.router,
+        fairness.router,
     ):
         app.include_router(router)
 

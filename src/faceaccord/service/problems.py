@@ -44,6 +44,7 @@ _NOT_FOUND = {
     "identification_not_found",
     "organisation_not_found",
     "key_not_found",
+    "fairness_audit_not_found",
 }
 
 
