@@ -182,11 +182,12 @@ def _print_summary(report: dict[str, object], out: Path) -> None:
         for group, cell in data["groups"].items():
             fmr, fnmr = cell["fmr"], cell["fnmr"]
             bound = fmr["upper_bound_if_zero"]
+            low, high = fmr["ci95"]
             console.print(
-                f"  {group:<18} {cell['subjects']:>4} people  FMR {fmr['value']:.3%} "
-                f"(95% CI {fmr['ci95'][0]:.3%}-{fmr['ci95'][1]:.3%}"
+                f"  {group:<18} {cell['subjects']:>4} people  FMR {_percent(fmr['value'])} "
+                f"(95% CI {_percent(low)}-{_percent(high)}"
                 + (f"; 0 errors: at most {bound:.3%}" if bound else "")
-                + f")  FNMR {fnmr['value']:.2%}"
+                + f")  FNMR {_percent(fnmr['value'])}"
             )
         summary = data["summary"]
         if summary:
@@ -195,6 +196,10 @@ def _print_summary(report: dict[str, object], out: Path) -> None:
                 f"FNMR ratio {_ratio(summary['fnmr_ratio'])}, GARBE {summary['garbe']:.3f}"
             )
     console.print(f"report: {out / 'report.html'}")
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3%}"
 
 
 def _ratio(value: float | None) -> str:

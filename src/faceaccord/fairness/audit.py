@@ -36,7 +36,7 @@ from faceaccord.fairness.metrics import (
 )
 from faceaccord.fairness.pairs import PairSet, build_pairs
 
-__all__ = ["SCHEMA", "AuditOptions", "run_audit"]
+__all__ = ["SCHEMA", "AuditOptions", "run_audit", "strict_json"]
 
 SCHEMA = "faceaccord.fairness-audit/1"
 FEW_SUBJECTS = 20
@@ -143,7 +143,20 @@ def run_audit(
         report["attributes"][attribute] = _attribute(
             dataset, attribute, group_of_subject, pairs, threshold, embeddings, options
         )
-    return report
+    cleaned: dict[str, Any] = strict_json(report)
+    return cleaned
+
+
+def strict_json(value: Any) -> Any:
+    """Undefined numbers (a rate with no pairs) become null: JSON has no NaN, and PostgreSQL's
+    json type and most parsers refuse it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    return value
 
 
 def _groups_of_subjects(dataset: Dataset, attribute: str, index: dict[str, int]) -> list[str]:
@@ -232,10 +245,14 @@ def _cell(
     flags = []
     if subjects < FEW_SUBJECTS:
         flags.append(f"few_subjects: {subjects} < {FEW_SUBJECTS}")
-    if false_matches < FEW_ERRORS:
-        flags.append(f"fmr_rests_on_{false_matches}_errors")
-    if false_non_matches < FEW_ERRORS:
-        flags.append(f"fnmr_rests_on_{false_non_matches}_errors")
+    for rate, errors, trials in (
+        ("fmr", false_matches, group_impostor.size),
+        ("fnmr", false_non_matches, group_genuine.size),
+    ):
+        if trials == 0:
+            flags.append(f"{rate}_has_no_pairs")
+        elif errors < FEW_ERRORS:
+            flags.append(f"{rate}_rests_on_{errors}_errors")
     det = det_curve(group_genuine, group_impostor, points=60)
     return {
         "subjects": subjects,

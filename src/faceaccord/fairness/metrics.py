@@ -65,9 +65,11 @@ def threshold_for_fmr(impostor: Scores, target_fmr: float) -> float:
         raise ValueError(f"the target false-match rate must be in (0, 1), not {target_fmr}")
     ordered = np.sort(impostor)
     allowed = math.floor(target_fmr * ordered.size)
-    if allowed == 0:
-        return float(np.nextafter(ordered[0], -np.inf))
-    return float((ordered[allowed - 1] + ordered[allowed]) / 2)
+    first_refused = ordered[allowed]  # it, and every distance equal to it, must not match
+    below = ordered[ordered < first_refused]
+    if below.size == 0:
+        return float(np.nextafter(first_refused, -np.inf))
+    return float((below[-1] + first_refused) / 2)
 
 
 def rule_of_three(trials: int) -> float:

@@ -49,10 +49,13 @@ def _rates_plot(data: dict[str, Any]) -> str:
     figure = Figure(figsize=(9, 3.2))
     for position, rate in enumerate(("fmr", "fnmr"), start=1):
         axis = figure.add_subplot(1, 2, position)
-        values = [data["groups"][g][rate]["value"] for g in groups]
-        low = [data["groups"][g][rate]["ci95"][0] for g in groups]
-        high = [data["groups"][g][rate]["ci95"][1] for g in groups]
-        finite = [not (math.isnan(a) or math.isnan(b)) for a, b in zip(low, high, strict=True)]
+        values = [_number(data["groups"][g][rate]["value"]) for g in groups]
+        low = [_number(data["groups"][g][rate]["ci95"][0]) for g in groups]
+        high = [_number(data["groups"][g][rate]["ci95"][1]) for g in groups]
+        finite = [
+            not (math.isnan(v) or math.isnan(a) or math.isnan(b))
+            for v, a, b in zip(values, low, high, strict=True)
+        ]
         errors = np.array(
             [
                 [max(v - a, 0) if ok else 0 for v, a, ok in zip(values, low, finite, strict=True)],
@@ -130,6 +133,11 @@ def _scores_plot(data: dict[str, Any], threshold: float) -> str:
         axis.legend(fontsize=7)
     axis.grid(axis="y", alpha=0.3)
     return _png(figure)
+
+
+def _number(value: float | None) -> float:
+    """Undefined figures are null in report.json."""
+    return math.nan if value is None else float(value)
 
 
 def _format_rate(value: float | None) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from faceaccord.audit.log import AuditEvent
 from faceaccord.biometrics.folder_job import embed_files
+from faceaccord.fairness.audit import strict_json
 from faceaccord.fairness.datasets import Dataset
 from faceaccord.platform.deployment import Platform
 from faceaccord.settings import Settings
@@ -96,6 +97,7 @@ def record_audit(
         row.status = "failed" if error else "done"
         row.error = error
         if report is not None:
+            report = strict_json(report)
             row.report = report
             row.model_id = report["model"]["id"]
             row.model_sha256 = report["model"]["sha256"]
@@ -120,12 +122,15 @@ class GateStatus:
     message: str
 
 
-def fairness_gate(platform: Platform) -> GateStatus:
-    """Whether identification may run under the fairness gate, and why (not)."""
+def fairness_gate(platform: Platform, *, threshold: float | None = None) -> GateStatus:
+    """Whether identification at ``threshold`` (default: the engine's operating point) may run
+    under the fairness gate, and why (not)."""
     settings = platform.settings.fairness
     if not settings.gate:
         return GateStatus(required=False, passed=True, audit_id=None, message="gate off")
-    card, point = platform.engine.card, platform.engine.operating_point
+    card = platform.engine.card
+    if threshold is None:
+        threshold = platform.engine.operating_point.threshold
     with platform.transaction() as session:
         audit = session.scalar(
             select(FairnessAuditRow)
@@ -139,11 +144,11 @@ def fairness_gate(platform: Platform) -> GateStatus:
         if audit is None or audit.threshold is None:
             return GateStatus(True, False, None,
                               f"no fairness audit of {card.id} is on record")  # fmt: skip
-        if not math.isclose(audit.threshold, point.threshold, rel_tol=0, abs_tol=1e-9):
+        if not math.isclose(audit.threshold, threshold, rel_tol=0, abs_tol=1e-9):
             return GateStatus(
                 True, False, audit.id,
                 f"the latest audit of {card.id} ({audit.id}) measured threshold "
-                f"{audit.threshold:g}, not the {point.threshold:g} in use",
+                f"{audit.threshold:g}, not the {threshold:g} this search would use",
             )  # fmt: skip
         return _bounds(audit, settings.max_fmr_ratio, settings.max_fnmr_ratio, settings.attribute)
 
@@ -154,6 +159,9 @@ def _bounds(
     figures = audit.summary
     if attribute is not None:
         figures = {attribute: figures.get(attribute, {})}
+    if not figures:
+        return GateStatus(True, False, audit.id,
+                          f"audit {audit.id} measured no demographic attribute")  # fmt: skip
     for name, values in figures.items():
         for rate, bound in (("fmr_ratio", max_fmr), ("fnmr_ratio", max_fnmr)):
             value = values.get(rate)

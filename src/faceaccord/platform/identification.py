@@ -109,21 +109,31 @@ def identify(
             f"gallery {gallery!r} was built for {gallery_row.purpose}; it cannot be searched "
             f"for {purpose}"
         )
-    gate = fairness_gate(platform)
-    decision = platform.policy.decide(
-        PolicyRequest(
-            organisation=platform.organisation,
-            operation=Operation.IDENTIFY,
-            purpose=purpose,
-            context=replace(
-                context or RequestContext(),
-                requested_tier=ScaleTier.needed_for(searches_per_day=searches_today + 1),
-                fairness_gate_failed=not gate.passed,
-            ),
-            on=platform.clock().date(),
-        )
+    request = PolicyRequest(
+        organisation=platform.organisation,
+        operation=Operation.IDENTIFY,
+        purpose=purpose,
+        context=replace(
+            context or RequestContext(),
+            requested_tier=ScaleTier.needed_for(searches_per_day=searches_today + 1),
+        ),
+        on=platform.clock().date(),
     )
-    decision = _explain_gate(decision, gate)
+    decision = platform.policy.decide(request)
+    if decision.allowed:
+        # The fairness gate reads the threshold this search would use (a similarity floor
+        # may make it stricter than the engine's own).
+        engine = platform.engine
+        try:
+            threshold = operating_point_for(
+                decision, card=engine.card, current=engine.operating_point
+            ).threshold
+        except PolicyDeniedError:  # refused below, and audited there
+            threshold = engine.operating_point.threshold
+        gate = fairness_gate(platform, threshold=threshold)
+        if not gate.passed:
+            gated = replace(request, context=replace(request.context, fairness_gate_failed=True))
+            decision = _explain_gate(platform.policy.decide(gated), gate)
     if not decision.allowed:
         platform.record_decision(
             actor=actor, operation="identify", purpose=purpose, decision=decision,
