@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from faceaccord.fairness.metrics import threshold_for_fmr
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -45,12 +47,7 @@ def pair_distances(
 
 def threshold_at_fmr(impostor: NDArray[np.float64], target_fmr: float) -> float:
     """The largest distance threshold whose false-match rate (distance <= t) is <= target."""
-    ordered = np.sort(impostor)
-    allowed = math.floor(target_fmr * len(ordered))
-    if allowed == 0:
-        return float(ordered[0]) - 1e-6
-    # Matching is distance <= t: allow `allowed` impostors strictly below the next one.
-    return float((ordered[allowed - 1] + ordered[allowed]) / 2)
+    return threshold_for_fmr(impostor, target_fmr)
 
 
 def rate(errors: int, trials: int) -> float:
