@@ -23,9 +23,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from faceaccord import documents
 from faceaccord.biometrics.folder_job import embed_files, list_files
 from faceaccord.biometrics.pipeline import Engine
-from faceaccord.cli import audit, fairness, galleries, policy, render, serve
+from faceaccord.cli import audit, fairness, galleries, policy, serve
 from faceaccord.cli.demo import run_demo
 from faceaccord.cli.output import JsonOption, errors_reported, load_settings, print_json
 from faceaccord.errors import InputError
@@ -75,10 +76,11 @@ def detect(
         decoded = engine.read(image)
         faces = engine.detect(decoded)
         rendered = [
-            render.face_json(f, engine.quality_reasons(f, faces_in_image=len(faces))) for f in faces
+            documents.face_json(f, engine.quality_reasons(f, faces_in_image=len(faces)))
+            for f in faces
         ]
         if json_output:
-            print_json({"image": render.image_json(decoded), "faces": rendered})
+            print_json({"image": documents.image_json(decoded), "faces": rendered})
             return
         console = Console()
         console.print(f"{image}: {len(faces)} face(s) in a {decoded.width}x{decoded.height} image")
@@ -117,7 +119,7 @@ def verify(
         engine = Engine.load(settings)
         result = engine.verify(image_a, image_b)
         if json_output:
-            print_json(render.verification_json(result))
+            print_json(documents.verification_json(result))
             return
         verdict = "[green]MATCH[/green]" if result.match else "[yellow]NO MATCH[/yellow]"
         point = result.operating_point
@@ -169,7 +171,7 @@ def embed(
                     line["error"] = outcome.error
                     counts["errors"] += 1
                 else:
-                    line["faces"] = [render.template_json(t) for t in outcome.templates]
+                    line["faces"] = [documents.template_json(t) for t in outcome.templates]
                     counts["faces"] += len(outcome.templates)
                     counts["images_with_faces"] += bool(outcome.templates)
                 sink.write(json.dumps(line) + "\n")

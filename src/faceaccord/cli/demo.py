@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from faceaccord import documents
 from faceaccord.biometrics.faces import FaceTemplate
 from faceaccord.biometrics.pipeline import Engine
-from faceaccord.cli import render
 from faceaccord.cli.policy import policy_engine_from, print_decision
 from faceaccord.errors import PolicyDeniedError, QualityRejectedError
 from faceaccord.governance.enforcement import GovernedEngine
@@ -81,7 +81,7 @@ def run_demo(*, settings: Settings, as_json: bool) -> dict[str, Any]:
             {
                 "probe": photo.name,
                 "expected": "same person" if same_person else "different person",
-                **render.verification_json(result),
+                **documents.verification_json(result),
                 "correct": correct,
             }
         )
@@ -117,11 +117,11 @@ def run_demo(*, settings: Settings, as_json: bool) -> dict[str, Any]:
     document = {
         "samples": str(samples.folder),
         "model": engine.model_id,
-        "operating_point": render.operating_point_json(point),
+        "operating_point": documents.operating_point_json(point),
         "enrolment": {
             "subject": "person A",
             "photo": enrolment_photo.name,
-            "face": render.face_json(enrolled.face, []),
+            "face": documents.face_json(enrolled.face, []),
         },
         "verifications": checks,
         "quality_gate": refusal,
@@ -181,7 +181,7 @@ def _policy_step(
     )
     return {
         "police": police,
-        "ngo": {**allowed.decision.as_dict(), "verification": render.verification_json(result)},
+        "ngo": {**allowed.decision.as_dict(), "verification": documents.verification_json(result)},
     }
 
 

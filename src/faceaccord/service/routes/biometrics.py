@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, UploadFile
 from pydantic import BaseModel
 
-from faceaccord.cli import render
-from faceaccord.governance.enforcement import GovernedEngine, operating_point_for
+from faceaccord import documents
+from faceaccord.governance.enforcement import GovernedEngine
 from faceaccord.governance.entities import PolicyRequest, RequestContext
 from faceaccord.governance.vocabulary import ConsentKind, Operation, Purpose
-from faceaccord.matching.verification import compare_templates
 from faceaccord.platform.keys import Role
+from faceaccord.platform.verification import verify as verify_faces
 from faceaccord.service.auth import Caller, CallerDep, requires
 from faceaccord.service.routes.forms import ContextForm, read_upload
 
@@ -50,9 +50,10 @@ def detect(
     decoded = engine.read(data)
     faces = engine.detect(decoded)
     return {
-        "image": render.image_json(decoded),
+        "image": documents.image_json(decoded),
         "faces": [
-            render.face_json(f, engine.quality_reasons(f, faces_in_image=len(faces))) for f in faces
+            documents.face_json(f, engine.quality_reasons(f, faces_in_image=len(faces)))
+            for f in faces
         ],
         "decision": decision.as_dict(),
     }
@@ -66,16 +67,23 @@ def verify(
     who: OperatorDep,
     context: ContextForm,
 ) -> dict[str, Any]:
-    decision = _governed(who).authorise(
-        Operation.VERIFY, organisation=who.organisation, purpose=purpose, context=context
-    )
-    engine = who.platform.engine
-    point = operating_point_for(decision, card=engine.card, current=engine.operating_point)
+    """Are the two photos' largest faces the same person? Under a human-review obligation a
+    match comes back ``pending_review``, with how many people must confirm it."""
     limit = who.platform.settings.images.max_bytes
-    probe = engine.largest_template(read_upload(image_a, limit=limit), which="first")
-    reference = engine.largest_template(read_upload(image_b, limit=limit), which="second")
-    result = compare_templates(probe, reference, card=engine.card, operating_point=point)
-    return {**render.verification_json(result), "decision": decision.as_dict()}
+    verification = verify_faces(
+        who.platform,
+        probe=read_upload(image_a, limit=limit),
+        reference=read_upload(image_b, limit=limit),
+        purpose=purpose,
+        actor=who.actor,
+        context=context,
+    )
+    return {
+        **documents.verification_json(verification.result),
+        "status": verification.status,
+        "required_reviewers": verification.required_reviewers,
+        "decision": verification.decision.as_dict(),
+    }
 
 
 class PolicyCheck(BaseModel):

@@ -1,4 +1,5 @@
-"""Turning results into the command line's JSON documents. These shapes are pinned by tests."""
+"""Results as JSON documents, shared by the command line and the HTTP service. These shapes are
+pinned by tests."""
 
 from __future__ import annotations
 
