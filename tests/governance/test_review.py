@@ -17,7 +17,11 @@ from faceaccord.governance.entities import (
     RequestContext,
     ScaleTier,
 )
-from faceaccord.governance.review import InMemoryOrganisationRegistry, ScaleReviews
+from faceaccord.governance.review import (
+    ScaleRequest,
+    check_scale_request,
+    decide_scale_request,
+)
 from faceaccord.governance.vocabulary import Jurisdiction, Operation, Purpose, Sector
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -29,11 +33,6 @@ BANK = Organisation(
     status=OrganisationStatus.APPROVED,
     approved_purposes=frozenset({Purpose.IDENTITY_VERIFICATION}),
 )
-
-
-def _reviews() -> tuple[InMemoryOrganisationRegistry, ScaleReviews]:
-    registry = InMemoryOrganisationRegistry([BANK])
-    return registry, ScaleReviews(registry=registry, clock=lambda: NOW)
 
 
 def _enrol_at(organisation: Organisation, tier: ScaleTier) -> str:
@@ -57,33 +56,31 @@ def test_the_tier_a_use_needs_follows_gallery_size_and_search_rate() -> None:
     assert ScaleTier.needed_for(gallery_size=10**9) is ScaleTier.NATIONAL
 
 
-def test_a_larger_scale_is_refused_until_a_reviewer_approves_it() -> None:
-    registry, reviews = _reviews()
-    assert _enrol_at(BANK, ScaleTier.LARGE) == "deny ['SCALE-REVIEW']"
+GROWTH = ScaleRequest(ScaleTier.MEDIUM, requested_by="alice@bank", reason="growth")
 
-    request = reviews.request(
-        organisation_id="bank",
-        tier=ScaleTier.LARGE,
-        requested_by="alice@bank",
-        reason="onboarding 2 million customers",
+
+def _decide(request: ScaleRequest, *, reviewer: str, approve: bool, reason: str) -> Organisation:
+    check_scale_request(BANK, request)
+    return decide_scale_request(
+        BANK, request, reviewer=reviewer, approve=approve, reason=reason, at=NOW
     )
-    assert reviews.pending() == [request]
-    assert _enrol_at(registry.get("bank"), ScaleTier.LARGE) == "deny ['SCALE-REVIEW']"
 
-    approved = reviews.decide(
-        request.id, reviewer="rev@platform", approve=True, reason="KYC use, consent flows checked"
+
+def test_a_larger_scale_is_refused_until_a_reviewer_approves_it() -> None:
+    request = ScaleRequest(
+        ScaleTier.LARGE, requested_by="alice@bank", reason="onboarding 2 million customers"
+    )
+    check_scale_request(BANK, request)
+    assert _enrol_at(BANK, ScaleTier.LARGE) == "deny ['SCALE-REVIEW']"
+    approved = _decide(
+        request, reviewer="rev@platform", approve=True, reason="KYC use, consent flows checked"
     )
     assert approved.scale_tier is ScaleTier.LARGE
     assert _enrol_at(approved, ScaleTier.LARGE) == "allow"
-    assert reviews.pending() == []
 
 
 def test_the_decision_is_recorded_with_who_and_why() -> None:
-    _, reviews = _reviews()
-    request = reviews.request(
-        organisation_id="bank", tier=ScaleTier.MEDIUM, requested_by="alice@bank", reason="growth"
-    )
-    organisation = reviews.decide(request.id, reviewer="rev@platform", approve=True, reason="ok")
+    organisation = _decide(GROWTH, reviewer="rev@platform", approve=True, reason="ok")
     (record,) = organisation.scale_history
     assert (record.tier, record.requested_by, record.request_reason) == (
         ScaleTier.MEDIUM,
@@ -99,12 +96,9 @@ def test_the_decision_is_recorded_with_who_and_why() -> None:
 
 
 def test_a_refusal_is_recorded_and_keeps_the_tier() -> None:
-    _, reviews = _reviews()
-    request = reviews.request(
-        organisation_id="bank", tier=ScaleTier.NATIONAL, requested_by="alice@bank", reason="all"
-    )
-    organisation = reviews.decide(
-        request.id, reviewer="rev@platform", approve=False, reason="no case for national scale"
+    request = ScaleRequest(ScaleTier.NATIONAL, requested_by="alice@bank", reason="all")
+    organisation = _decide(
+        request, reviewer="rev@platform", approve=False, reason="no case for national scale"
     )
     assert organisation.scale_tier is ScaleTier.SMALL
     assert organisation.scale_history[-1].approved is False
@@ -112,12 +106,10 @@ def test_a_refusal_is_recorded_and_keeps_the_tier() -> None:
 
 
 def test_nobody_reviews_their_own_request() -> None:
-    _, reviews = _reviews()
-    request = reviews.request(
-        organisation_id="bank", tier=ScaleTier.MEDIUM, requested_by="alice@bank", reason="growth"
-    )
     with pytest.raises(ReviewError, match="cannot review"):
-        reviews.decide(request.id, reviewer="alice@bank", approve=True, reason="self-approval")
+        _decide(GROWTH, reviewer="alice@bank", approve=True, reason="self-approval")
+    with pytest.raises(ReviewError, match="cannot review"):
+        _decide(GROWTH, reviewer=" alice@bank ", approve=True, reason="self-approval")
 
 
 @pytest.mark.parametrize(
@@ -129,26 +121,11 @@ def test_nobody_reviews_their_own_request() -> None:
     ],
 )
 def test_improper_requests_are_refused(tier: ScaleTier, who: str, why: str, message: str) -> None:
-    _, reviews = _reviews()
     with pytest.raises(ReviewError, match=message):
-        reviews.request(organisation_id="bank", tier=tier, requested_by=who, reason=why)
+        check_scale_request(BANK, ScaleRequest(tier, requested_by=who, reason=why))
 
 
-def test_a_decision_needs_a_reason_and_a_pending_request() -> None:
-    _, reviews = _reviews()
-    request = reviews.request(
-        organisation_id="bank", tier=ScaleTier.MEDIUM, requested_by="alice", reason="growth"
-    )
-    with pytest.raises(ReviewError, match="reason"):
-        reviews.decide(request.id, reviewer="rev", approve=True, reason="  ")
-    reviews.decide(request.id, reviewer="rev", approve=True, reason="fine")
-    with pytest.raises(ReviewError, match="no pending"):
-        reviews.decide(request.id, reviewer="rev", approve=True, reason="again")
-
-
-def test_an_unknown_organisation_is_named() -> None:
-    _, reviews = _reviews()
-    with pytest.raises(ReviewError, match="nobody"):
-        reviews.request(
-            organisation_id="nobody", tier=ScaleTier.MEDIUM, requested_by="a", reason="b"
-        )
+@pytest.mark.parametrize(("reviewer", "reason"), [("rev", "  "), ("", "fine")])
+def test_a_decision_needs_a_reviewer_and_a_reason(reviewer: str, reason: str) -> None:
+    with pytest.raises(ReviewError, match="must be given"):
+        _decide(GROWTH, reviewer=reviewer, approve=True, reason=reason)

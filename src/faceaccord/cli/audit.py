@@ -16,10 +16,7 @@ from faceaccord.audit.reports import render_html
 from faceaccord.cli.galleries import opened
 from faceaccord.cli.output import JsonOption, errors_reported, print_json
 from faceaccord.errors import InputError
-from faceaccord.governance.entities import PolicyRequest
-from faceaccord.governance.obligations import LogRetention
-from faceaccord.governance.vocabulary import Operation, Purpose
-from faceaccord.platform.deployment import Platform
+from faceaccord.platform.organisations import required_log_retention_days
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
@@ -106,23 +103,6 @@ def audit_prune(
             print_json({"deleted": deleted, "keep_days": keep_days})
         else:
             Console().print(f"{deleted} entries pruned; the last {keep_days} days are kept")
-
-
-def required_log_retention_days(platform: Platform) -> int:
-    """The longest log retention that any rule of the packs applying to this organisation can
-    require (whatever the request), or that the deployment sets."""
-    request = PolicyRequest(
-        organisation=platform.organisation,
-        operation=Operation.IDENTIFY,
-        purpose=next(iter(sorted(platform.organisation.approved_purposes)), Purpose.ACCESS_CONTROL),
-        on=platform.clock().date(),
-    )
-    days = [platform.settings.policy.log_retention_days or 0]
-    for pack in platform.policy.applicable_packs(request):
-        days += [
-            o.days for p in pack.policies for o in p.obligations if isinstance(o, LogRetention)
-        ]
-    return max(days)
 
 
 @report_app.command("accountability")

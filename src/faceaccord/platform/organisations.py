@@ -9,19 +9,28 @@ import re
 import uuid
 from typing import Any
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from faceaccord.audit.log import AuditEvent
 from faceaccord.errors import InputError, ReviewError
-from faceaccord.governance.entities import Organisation, OrganisationStatus, ScaleTier
-from faceaccord.governance.vocabulary import Jurisdiction, Purpose, Sector
+from faceaccord.governance.entities import (
+    Organisation,
+    OrganisationStatus,
+    PolicyRequest,
+    ScaleTier,
+)
+from faceaccord.governance.obligations import LogRetention
+from faceaccord.governance.review import ScaleRequest, check_scale_request
+from faceaccord.governance.review import decide_scale_request as decide_scale
+from faceaccord.governance.vocabulary import Jurisdiction, Operation, Purpose, Sector
 from faceaccord.platform.deployment import Platform
 from faceaccord.platform.organisation_rows import (
     OrganisationNotFoundError,
     load_organisation,
     save_organisation,
 )
-from faceaccord.store.models import ScaleDecisionRow, ScaleRequestRow
+from faceaccord.store.models import OrganisationRow, ScaleDecisionRow, ScaleRequestRow
 
 __all__ = [
     "OrganisationNotFoundError",
@@ -31,6 +40,7 @@ __all__ = [
     "organisation_json",
     "register_organisation",
     "request_scale",
+    "required_log_retention_days",
     "suspend_organisation",
 ]
 
@@ -114,10 +124,7 @@ def request_scale(
     platform: Platform, *, tier: ScaleTier, requested_by: str, reason: str
 ) -> dict[str, Any]:
     organisation = platform.organisation
-    if tier <= organisation.scale_tier:
-        raise ReviewError(f"the organisation already has tier {organisation.scale_tier.label}")
-    if not reason.strip():
-        raise ReviewError("say why the larger scale is needed")
+    check_scale_request(organisation, ScaleRequest(tier, requested_by, reason))
     row = ScaleRequestRow(
         id=str(uuid.uuid4()),
         organisation_id=organisation.id,
@@ -138,30 +145,64 @@ def decide_scale_request(
     platform: Platform, *, request_id: str, reviewer: str, approve: bool, reason: str
 ) -> Organisation:
     with platform.transaction() as session:
-        request = session.get(ScaleRequestRow, request_id, with_for_update=True)
-        if request is None or request.decided:
+        # Claimed with one conditional write, so that two reviewers deciding at once cannot
+        # both succeed (FOR UPDATE alone does nothing on SQLite).
+        claimed = session.execute(
+            update(ScaleRequestRow)
+            .where(ScaleRequestRow.id == request_id, ScaleRequestRow.decided.is_(False))
+            .values(decided=True)
+        )
+        request = session.get(ScaleRequestRow, request_id)
+        if request is None or not claimed.rowcount:  # type: ignore[attr-defined]
             raise ReviewError(f"no pending scale request {request_id}")
-        if reviewer == request.requested_by:
-            raise ReviewError("the person who asked for a larger scale cannot review the request")
-        if not reason.strip():
-            raise ReviewError("a decision needs a reason")
         current = load_organisation(session, request.organisation_id)
         tier = ScaleTier(request.tier)
-        updated = Organisation(
-            **{**_fields(current), "scale_tier": tier if approve else current.scale_tier}
+        updated = decide_scale(
+            current,
+            ScaleRequest(tier, request.requested_by, request.reason),
+            reviewer=reviewer,
+            approve=approve,
+            reason=reason,
+            at=platform.clock(),
         )
         save_organisation(session, updated, now=platform.clock())
-        request.decided = True
+        decided = updated.scale_history[-1]
         session.add(
             ScaleDecisionRow(
-                organisation_id=current.id, tier=request.tier, requested_by=request.requested_by,
-                request_reason=request.reason, reviewer=reviewer, approved=approve,
-                reason=reason, decided_at=platform.clock(),
+                organisation_id=current.id, tier=int(decided.tier),
+                requested_by=decided.requested_by, request_reason=decided.request_reason,
+                reviewer=decided.reviewer, approved=decided.approved, reason=decided.reason,
+                decided_at=decided.decided_at,
             )
         )  # fmt: skip
         _audit(platform, session, reviewer, current.id, "scale_review",
                "approved" if approve else "refused", tier=tier.label, reason=reason)  # fmt: skip
     return updated
+
+
+def required_log_retention_days(platform: Platform) -> int:
+    """The longest log retention that any rule applying to any organisation in the deployment
+    can require (whatever the request), or that the deployment sets: the log is one chain for
+    every tenant, so pruning it must respect the strictest of them."""
+    with platform.transaction() as session:
+        organisations = [platform.organisation] + [
+            load_organisation(session, organisation_id)
+            for organisation_id in session.scalars(select(OrganisationRow.id))
+            if organisation_id != platform.organisation.id
+        ]
+    days = [platform.settings.policy.log_retention_days or 0]
+    for organisation in organisations:
+        request = PolicyRequest(
+            organisation=organisation,
+            operation=Operation.IDENTIFY,
+            purpose=next(iter(sorted(organisation.approved_purposes)), Purpose.ACCESS_CONTROL),
+            on=platform.clock().date(),
+        )
+        for pack in platform.policy.applicable_packs(request):
+            days += [
+                o.days for p in pack.policies for o in p.obligations if isinstance(o, LogRetention)
+            ]
+    return max(days)
 
 
 def organisation_json(organisation: Organisation) -> dict[str, Any]:
