@@ -29,6 +29,7 @@ from PIL import Image
 
 from faceaccord.biometrics.fakes import fake_engine
 from faceaccord.biometrics.pipeline import Engine
+from faceaccord.governance.entities import OrganisationStatus
 from faceaccord.governance.vocabulary import Purpose
 from faceaccord.platform.deployment import Platform
 from faceaccord.platform.galleries import create_gallery
@@ -565,7 +566,7 @@ CROSSINGS: list[Any] = [
         Crossing(
             "POST",
             "/v1/galleries/staff/subjects/alice/consent/revocation",
-            "operator",
+            "admin",
             200,
             check=_erased_bs_alice,
         ),
@@ -575,7 +576,7 @@ CROSSINGS: list[Any] = [
         Crossing(
             "POST",
             "/v1/galleries/visitors/subjects/bob/consent/revocation",
-            "operator",
+            "admin",
             404,
             "gallery_not_found",
         ),
@@ -758,7 +759,7 @@ TENANT_ENDPOINTS: dict[str, Endpoint] = {
     "subject": Endpoint("GET", "/v1/galleries/staff/subjects/alice", OPERATING),
     "erase": Endpoint("DELETE", "/v1/galleries/staff/subjects/alice", ADMIN),
     "revoke-consent": Endpoint(
-        "POST", "/v1/galleries/staff/subjects/alice/consent/revocation", OPERATING
+        "POST", "/v1/galleries/staff/subjects/alice/consent/revocation", ADMIN
     ),
     "identify": Endpoint(
         "POST",
@@ -1360,7 +1361,11 @@ def test_a_pending_organisation_cannot_enrol(shared: World) -> None:
     platform: Platform = api.client.app.state.platform  # type: ignore[attr-defined]
     with platform.transaction() as session:
         pending = load_organisation(session, organisation_id)
-    as_if_approved = replace(pending, approved_purposes=frozenset({Purpose.ACCESS_CONTROL}))
+    as_if_approved = replace(
+        pending,
+        status=OrganisationStatus.APPROVED,
+        approved_purposes=frozenset({Purpose.ACCESS_CONTROL}),
+    )
     create_gallery(
         platform.acting_for(as_if_approved),
         name="staff",

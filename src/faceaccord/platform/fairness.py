@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from faceaccord.audit.log import AuditEvent
 from faceaccord.biometrics.folder_job import embed_files
@@ -23,7 +23,14 @@ from faceaccord.platform.deployment import Platform
 from faceaccord.settings import Settings
 from faceaccord.store.models import FairnessAuditRow
 
-__all__ = ["GateStatus", "embed_dataset", "fairness_gate", "record_audit", "start_audit"]
+__all__ = [
+    "GateStatus",
+    "embed_dataset",
+    "fail_interrupted_audits",
+    "fairness_gate",
+    "record_audit",
+    "start_audit",
+]
 
 
 def embed_dataset(
@@ -114,6 +121,32 @@ def record_audit(
         )  # fmt: skip
 
 
+def fail_interrupted_audits(platform: Platform) -> int:
+    """At the service's start: audits it started that are still ``running`` were cut short by a
+    restart (they run inside the service), so they are marked failed. Audits run from the
+    command line (no organisation) finish on their own and are left alone."""
+    with platform.transaction() as session:
+        rows = session.scalars(
+            select(FairnessAuditRow).where(
+                FairnessAuditRow.status == "running",
+                FairnessAuditRow.organisation_id.is_not(None),
+            )
+        ).all()
+        for row in rows:
+            row.status = "failed"
+            row.finished_at = platform.clock()
+            row.error = "interrupted: the service stopped while the audit ran"
+            platform.record(
+                session,
+                AuditEvent(
+                    actor="service", organisation_id=row.organisation_id or "platform",
+                    operation="fairness_audit", decision="failed",
+                    details={"audit": row.id, "dataset": row.dataset, "error": row.error},
+                ),
+            )  # fmt: skip
+    return len(rows)
+
+
 @dataclass(frozen=True, slots=True)
 class GateStatus:
     required: bool
@@ -132,9 +165,15 @@ def fairness_gate(platform: Platform, *, threshold: float | None = None) -> Gate
     if threshold is None:
         threshold = platform.engine.operating_point.threshold
     with platform.transaction() as session:
+        # The operator's audits (run from the command line) and the organisation's own; never
+        # another tenant's, whose existence this answer must not reveal.
         audit = session.scalar(
             select(FairnessAuditRow)
             .where(
+                or_(
+                    FairnessAuditRow.organisation_id.is_(None),
+                    FairnessAuditRow.organisation_id == platform.organisation.id,
+                ),
                 FairnessAuditRow.status == "done",
                 FairnessAuditRow.model_id == card.id,
                 FairnessAuditRow.model_sha256 == card.sha256,

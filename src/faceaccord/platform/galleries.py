@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from faceaccord.audit.log import AuditEvent
 from faceaccord.errors import InputError
+from faceaccord.governance.entities import OrganisationStatus
 from faceaccord.governance.vocabulary import Purpose
 from faceaccord.platform.deployment import Platform
 from faceaccord.store.models import GalleryRow, SubjectRow
@@ -41,6 +42,11 @@ def create_gallery(platform: Platform, *, name: str, purpose: Purpose, actor: st
     name = name.strip()
     if not name:
         raise InputError("a gallery needs a name")
+    if platform.organisation.status is not OrganisationStatus.APPROVED:
+        raise InputError(
+            f"{platform.organisation.name} is {platform.organisation.status}: galleries can be "
+            "created once the organisation is approved"
+        )
     if purpose not in platform.organisation.approved_purposes:
         raise InputError(
             f"{platform.organisation.name} is not approved for {purpose}; approved: "

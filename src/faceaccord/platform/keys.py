@@ -17,8 +17,9 @@ from sqlalchemy import select
 
 from faceaccord.audit.log import AuditEvent
 from faceaccord.errors import InputError
+from faceaccord.governance.entities import OrganisationStatus
 from faceaccord.platform.deployment import Platform
-from faceaccord.store.models import ApiKeyRow
+from faceaccord.store.models import ApiKeyRow, OrganisationRow
 
 __all__ = ["KeyIdentity", "Role", "authenticate", "create_key", "list_keys", "revoke_key"]
 
@@ -62,6 +63,15 @@ def create_key(
         raise InputError(
             "platform_reviewer is the only role of a platform key, and only of a platform key"
         )
+    if organisation_id is not None:
+        with platform.transaction() as session:
+            status = session.scalar(
+                select(OrganisationRow.status).where(OrganisationRow.id == organisation_id)
+            )
+        if status is None:
+            raise InputError(f"no organisation {organisation_id!r}")
+        if status == OrganisationStatus.SUSPENDED:
+            raise InputError(f"organisation {organisation_id!r} is suspended: no new keys")
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     row = ApiKeyRow(
         id=str(uuid.uuid4()),

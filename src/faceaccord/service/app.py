@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceaccord.biometrics.pipeline import Engine
 from faceaccord.platform.deployment import Clock, Platform
+from faceaccord.platform.fairness import fail_interrupted_audits
 from faceaccord.service.problems import install_problem_handlers, problem
 from faceaccord.service.ratelimit import RateLimiter
 from faceaccord.service.routes import (
@@ -84,6 +85,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = Platform.open(settings, engine=engine or Engine.load(settings), clock=clock)
         app.state.platform = platform
+        fail_interrupted_audits(platform)
         app.state.fairness_executor = ThreadPoolExecutor(max_workers=1)
         _log.info("faceaccord service ready", extra={"home": str(settings.home)})
         try:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from faceaccord.audit.log import entry_record
@@ -23,9 +23,27 @@ AuditorDep = Annotated[Caller, Depends(requires(Role.AUDITOR, Role.ADMIN))]
 
 @router.get("/audit/verify")
 def verify(who: AuditorDep) -> dict[str, Any]:
-    """Verify the deployment's whole hash chain and its signed checkpoints."""
+    """Verify the deployment's whole hash chain and its signed checkpoints (one chain holds every
+    organisation's entries). The answer speaks of this organisation's entries only: how many
+    there are, and where the chain breaks only when the break is at one of them."""
+    mine = AuditEntryRow.organisation_id == who.organisation.id
     with Session(who.platform.db) as session:
-        return who.platform.audit.verify(session).as_dict()
+        result = who.platform.audit.verify(session)
+        entries = session.scalar(select(func.count()).select_from(AuditEntryRow).where(mine))
+        bad_is_mine = result.first_bad is not None and bool(
+            session.scalar(
+                select(AuditEntryRow.seq).where(AuditEntryRow.seq == result.first_bad, mine)
+            )
+        )
+    reason = result.reason
+    if not result.ok and not bad_is_mine:
+        reason = "the chain does not verify at an entry of another organisation or of the platform"
+    return {
+        "ok": result.ok,
+        "entries": int(entries or 0),
+        "first_bad": result.first_bad if bad_is_mine else None,
+        "reason": reason,
+    }
 
 
 @router.get("/audit/export")

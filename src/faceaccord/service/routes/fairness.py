@@ -4,6 +4,7 @@ background (one at a time), are recorded for the gate, and appear in the audit l
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from faceaccord.platform.keys import Role
 from faceaccord.service.auth import Caller, requires
 from faceaccord.store.models import FairnessAuditRow
 
+_log = logging.getLogger("faceaccord.service")
 router = APIRouter(prefix="/v1/fairness/audits", tags=["fairness"])
 AuditorDep = Annotated[Caller, Depends(requires(Role.AUDITOR, Role.ADMIN))]
 
@@ -107,8 +109,11 @@ def _run(platform: Platform, audit_id: str, dataset: Any, body: NewAudit, actor:
                      organisation_id=organisation_id)  # fmt: skip
     except Exception as error:  # the audit fails, the service does not
         failure = f"{type(error).__name__}: {error}"
-        record_audit(platform, audit_id=audit_id, report=None, actor=actor,
-                     organisation_id=organisation_id, error=failure)  # fmt: skip
+        try:
+            record_audit(platform, audit_id=audit_id, report=None, actor=actor,
+                         organisation_id=organisation_id, error=failure)  # fmt: skip
+        except Exception:  # the database is gone too: the next start marks it interrupted
+            _log.exception("fairness audit %s failed and could not be recorded", audit_id)
 
 
 def _inside(root: Path, relative: str) -> Path:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from faceaccord.consent.records import ConsentInput, notice_digest
+from faceaccord.consent.records import MAX_CONSENT_DAYS, ConsentInput, notice_digest
 from faceaccord.governance.vocabulary import ConsentKind, Purpose
 from faceaccord.platform.enrolment import enroll
 from faceaccord.platform.erasure import (
@@ -66,7 +66,7 @@ def enrol(
     consent_reference: Annotated[str | None, Form()] = None,
     notice: Annotated[str | None, Form(description="The notice's text, as shown")] = None,
     notice_version: Annotated[str | None, Form()] = None,
-    consent_days: Annotated[int | None, Form(gt=0)] = None,
+    consent_days: Annotated[int | None, Form(gt=0, le=MAX_CONSENT_DAYS)] = None,
 ) -> dict[str, Any]:
     """Enrol a subject from one or more photos, with the consent record the policy requires."""
     limit = who.platform.settings.images.max_bytes
@@ -148,8 +148,8 @@ def erase(gallery: str, subject: str, who: AdminDep) -> dict[str, Any]:
 
 
 @router.post("/{gallery}/subjects/{subject}/consent/revocation")
-def revoke(gallery: str, subject: str, who: OperatorDep) -> dict[str, Any]:
-    """The person withdrew consent: recorded, and they are erased."""
+def revoke(gallery: str, subject: str, who: AdminDep) -> dict[str, Any]:
+    """The person withdrew consent: recorded, and they are erased (an erasure, so an admin's)."""
     return revoke_consent(who.platform, subject=subject, gallery=gallery, actor=who.actor).as_dict()
 
 
