@@ -19,7 +19,7 @@ from rich.table import Table
 
 from faceaccord.cli.output import JsonOption, errors_reported, load_settings, print_json
 from faceaccord.consent.erasure import ErasureReceipt, verify_receipt
-from faceaccord.consent.records import ConsentInput, notice_digest
+from faceaccord.consent.records import MAX_CONSENT_DAYS, ConsentInput, notice_digest
 from faceaccord.errors import FaceAccordError, InputError
 from faceaccord.governance.entities import RequestContext
 from faceaccord.governance.vocabulary import ConsentKind, Jurisdiction, Purpose
@@ -112,7 +112,7 @@ def enroll(
         Path | None, typer.Option(dir_okay=False, exists=True, help="The notice's text file.")
     ] = None,
     notice_version: Annotated[str | None, typer.Option()] = None,
-    consent_days: Annotated[int | None, typer.Option(min=1)] = None,
+    consent_days: Annotated[int | None, typer.Option(min=1, max=MAX_CONSENT_DAYS)] = None,
     subject_jurisdiction: Annotated[str | None, typer.Option(metavar="CODE")] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -212,6 +212,12 @@ def retention_run(
         Console().print(f"{len(report.erased)} of {report.checked} subjects {verb}")
         for item in report.erased:
             Console().print(f"  {item['gallery']}: {item['subject_id']} ({item['reason']})")
+        if report.keys_missing:
+            Console().print(
+                f"[yellow]{len(report.keys_missing)} subjects have no data key although no "
+                "erasure of theirs began (a key vault restored from an old backup?); they were "
+                "left alone:[/yellow] " + ", ".join(report.keys_missing)
+            )
 
 
 @receipt_app.command("verify")

@@ -10,7 +10,17 @@ from faceaccord.errors import FaceAccordError, InputError
 from faceaccord.governance.obligations import ConsentOnFile, NoticeGiven, Obligation
 from faceaccord.governance.vocabulary import ConsentKind, Purpose
 
-__all__ = ["ConsentInput", "ConsentRequiredError", "check_consent_obligations", "notice_digest"]
+__all__ = [
+    "MAX_CONSENT_DAYS",
+    "ConsentInput",
+    "ConsentRequiredError",
+    "check_consent_obligations",
+    "notice_digest",
+]
+
+
+MAX_CONSENT_DAYS = 36_500
+"""A hundred years: longer is not a duration but a mistake (and would overflow the dates)."""
 
 
 class ConsentRequiredError(FaceAccordError):
@@ -35,8 +45,11 @@ class ConsentInput:
             raise InputError("a consent record needs a kind other than 'none'")
         if not self.reference.strip():
             raise InputError("a consent record needs a reference to the signed release")
-        if self.duration_days is not None and self.duration_days <= 0:
-            raise InputError("a consent's duration must be a positive number of days")
+        if self.duration_days is not None and not 0 < self.duration_days <= MAX_CONSENT_DAYS:
+            raise InputError(
+                f"a consent's duration must be between 1 and {MAX_CONSENT_DAYS} days, "
+                f"not {self.duration_days}"
+            )
 
     @property
     def expires_at(self) -> datetime | None:

@@ -135,7 +135,7 @@ EU_MEMBER_STATES = frozenset(
 )  # fmt: skip
 EEA_NON_EU = frozenset({"IS", "LI", "NO"})
 _CODE = re.compile(
-    r"^(?P<country>[A-Z]{2})(?:-(?P<sub>[A-Z0-9]{1,3}))?(?:/(?P<locality>[a-z0-9-]+))?$"
+    r"^(?P<country>[A-Z]{2})(?:-(?P<sub>[A-Z0-9]{1,3}))?(?:/(?P<locality>[a-z0-9-]{1,60}))?$"
 )
 
 
@@ -154,7 +154,8 @@ class Jurisdiction:
         if match is None:
             raise ValueError(
                 f"{code!r} is not a jurisdiction code: use an ISO 3166 country (DE), a "
-                "subdivision (US-IL), optionally with a locality (US-CA/san-francisco)"
+                "subdivision (US-IL), optionally with a locality of up to 60 lower-case letters, "
+                "digits and hyphens (US-CA/san-francisco)"
             )
         country, sub = match["country"], match["sub"]
         return cls(
