@@ -38,7 +38,7 @@ RECEIPT_KEYS = {
     "signature",
     "public_key_pem",
 }
-RETENTION_KEYS = {"checked", "erased", "receipts", "orphan_keys_removed", "dry_run"}
+RETENTION_KEYS = {"checked", "erased", "receipts", "orphan_keys_removed", "keys_missing", "dry_run"}
 
 
 @dataclass(frozen=True)
@@ -406,6 +406,7 @@ def test_retention_run_finds_nothing_due_right_after_enrolment(alice: dict[str, 
         "erased": [],
         "receipts": [],
         "orphan_keys_removed": 0,
+        "keys_missing": [],
         "dry_run": True,
     }
     assert ok("retention", "run") == {**dry, "dry_run": False}
@@ -414,7 +415,9 @@ def test_retention_run_finds_nothing_due_right_after_enrolment(alice: dict[str, 
 def test_retention_run_completes_an_erasure_interrupted_after_the_key_was_destroyed(
     home: Path, alice: dict[str, Any]
 ) -> None:
-    sql(home, "DELETE FROM subject_keys", database="keyvault.db")  # the crash: rows remain
+    # The crash: the subject was marked for erasure and its key destroyed, but its rows remain.
+    sql(home, "UPDATE subjects SET erasing_at = '2026-01-01 00:00:00.000000'")
+    sql(home, "DELETE FROM subject_keys", database="keyvault.db")
 
     dry = ok("retention", "run", "--dry-run")
     assert set(dry) == RETENTION_KEYS
@@ -438,6 +441,17 @@ def test_retention_run_completes_an_erasure_interrupted_after_the_key_was_destro
     assert receipt["counts"]["templates"] == 2
     assert receipt["counts"]["keys_destroyed"] == 0
     assert ok("gallery", "list")["galleries"][0]["subjects"] == 0
+
+
+def test_retention_run_reports_keys_missing_without_an_erasure_and_erases_nothing(
+    home: Path, alice: dict[str, Any]
+) -> None:
+    sql(home, "DELETE FROM subject_keys", database="keyvault.db")  # lost, not erased
+
+    done = ok("retention", "run")
+    assert done["erased"] == []
+    assert done["keys_missing"] == [alice["subject_id"]]
+    assert ok("gallery", "list")["galleries"][0]["subjects"] == 1
 
 
 # Takedown

@@ -60,10 +60,10 @@ def pause(seconds: float) -> Moment:
 
 
 def next_key_written(home: Path) -> None:
-    """The moment the key vault's write-ahead log changes: the next subject's data key is being
-    committed (a key is the only thing enrolment writes there), so the kill lands inside that
-    commit or in the few milliseconds before the subject's own transaction commits."""
-    wal = home / "keyvault.db-wal"
+    """The moment the key vault's file changes: the next subject's data key is being committed
+    (a key is the only thing enrolment writes there), so the kill lands inside that commit or in
+    the few milliseconds before the subject's own transaction commits."""
+    wal = home / "keyvault.db"
 
     def state() -> tuple[int, int] | None:
         with contextlib.suppress(FileNotFoundError):

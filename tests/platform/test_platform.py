@@ -172,8 +172,10 @@ def test_erasure_destroys_the_key_removes_everything_and_returns_a_signed_receip
 ) -> None:
     _with_staff(opened)
     _enrol(opened, "alice", 1)
+    index = opened.index_for(opened.gallery_id("staff"))  # loaded: later changes are applied
     _enrol(opened, "alice", 3)  # a second photo of her
     _enrol(opened, "bob", 2)
+    assert len(index) == 3
     with Session(opened.db) as session:
         alice_id = session.scalars(
             select(SubjectRow.id).where(SubjectRow.reference == "alice")
@@ -375,9 +377,11 @@ def test_an_erasure_interrupted_after_the_key_is_destroyed_is_completed(
 ) -> None:
     _with_staff(opened)
     _enrol(opened, "alice", 1)
-    with Session(opened.db) as session:
-        alice_id = session.scalars(select(SubjectRow.id)).one()
-    opened.vault.destroy([alice_id])  # the process died right after this step
+    with Session(opened.db) as session, session.begin():
+        alice = session.scalars(select(SubjectRow)).one()
+        alice.erasing_at = START  # the erasure's first step committed its mark ...
+        alice_id = alice.id
+    opened.vault.destroy([alice_id])  # ... and the process died right after the second
     report = run_retention(opened)
     assert report.erased[0]["reason"] == "erasure_completed"
     with Session(opened.db) as session:

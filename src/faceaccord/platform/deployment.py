@@ -6,15 +6,16 @@ receive a ``Platform``."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
 import numpy as np
 from sqlalchemy import Engine as Database
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from faceaccord.audit.log import AuditEvent, AuditLog
@@ -34,11 +35,17 @@ from faceaccord.platform.organisation_rows import save_organisation
 from faceaccord.protection.envelope import DecryptionError, Sealed, open_template
 from faceaccord.protection.keys import SigningKey, load_master_key, load_signing_key
 from faceaccord.settings import Settings
-from faceaccord.store.database import create_database_engine, upgrade
-from faceaccord.store.models import GalleryRow, SubjectRow, TemplateRow
+from faceaccord.store.database import create_database_engine, create_vault_engine, upgrade
+from faceaccord.store.models import DeploymentFactRow, GalleryRow, SubjectRow, TemplateRow
 from faceaccord.store.vault import KeyVault
 
-__all__ = ["GalleryNotFoundError", "Platform", "local_organisation"]
+__all__ = [
+    "GalleryChange",
+    "GalleryNotFoundError",
+    "Platform",
+    "WrongKeyVaultError",
+    "local_organisation",
+]
 
 Clock = Callable[[], datetime]
 
@@ -59,8 +66,9 @@ class Platform:
     clock: Clock
     engine_factory: Callable[[], Engine]
     _engine: Engine | None = None
-    _indexes: dict[tuple[str, str], ExactIndex] = field(default_factory=dict)
+    _indexes: dict[tuple[str, str], _Indexed] = field(default_factory=dict)
     _indexes_lock: threading.RLock = field(default_factory=threading.RLock)
+    _gallery_locks: dict[str, threading.RLock] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -74,11 +82,16 @@ class Platform:
         settings.home.mkdir(parents=True, exist_ok=True)
         clock = clock or (lambda: datetime.now(UTC))
         db = create_database_engine(settings.resolved_database_url())
-        upgrade(db)
-        signing_key = load_signing_key(settings)
-        vault = KeyVault(
-            create_database_engine(settings.resolved_keyvault_url()), load_master_key(settings)
-        )
+        vault_db = create_vault_engine(settings.resolved_keyvault_url())
+        try:
+            upgrade(db)
+            signing_key = load_signing_key(settings)
+            vault = KeyVault(vault_db, load_master_key(settings))
+            _check_vault_belongs(db, vault, settings)
+        except BaseException:
+            db.dispose()
+            vault_db.dispose()
+            raise
         policy = PolicyEngine.from_settings(settings.policy)
         organisation = local_organisation(settings)
         platform = cls(
@@ -203,38 +216,89 @@ class Platform:
         )
 
     def index_for(self, gallery_id: str) -> ExactIndex:
-        """The gallery's index for the engine's model, rebuilt from the database on first use
-        and kept in step by every enrolment and erasure."""
+        """The gallery's index for the engine's model: built from the database on first use,
+        kept in step by this process's enrolments and erasures, and rebuilt when the gallery's
+        generation shows that another process changed it."""
         key = (gallery_id, self.engine.model_id)
-        with self._indexes_lock:
-            index = self._indexes.get(key)
-            if index is None:
-                index = self._build_index(gallery_id)
-                self._indexes[key] = index
-            return index
+        with self._gallery_lock(gallery_id):
+            with Session(self.db) as session:
+                generation = session.scalar(
+                    select(GalleryRow.generation).where(GalleryRow.id == gallery_id)
+                )
+            with self._indexes_lock:
+                indexed = self._indexes.get(key)
+            if indexed is None or indexed.generation != generation:
+                indexed = self._build_index(gallery_id)
+                with self._indexes_lock:
+                    self._indexes[key] = indexed
+            return indexed.index
+
+    @contextmanager
+    def changing_galleries(self, gallery_ids: Iterable[str]) -> Iterator[GalleryChange]:
+        """A transaction that changes the templates of some galleries. It first bumps each
+        gallery's generation (which takes the database's write lock on the gallery, so a
+        concurrent takedown and enrolment are ordered), and the change's ``then`` callbacks are
+        applied to this process's indexes once the transaction has committed, while no other
+        thread of this process can rebuild or search-load those indexes."""
+        ids = sorted(set(gallery_ids))
+        with ExitStack() as locks:
+            for gallery_id in ids:
+                locks.enter_context(self._gallery_lock(gallery_id))
+            with self.transaction() as session:
+                for gallery_id in ids:
+                    session.execute(
+                        update(GalleryRow)
+                        .where(GalleryRow.id == gallery_id)
+                        .values(generation=GalleryRow.generation + 1)
+                    )
+                found = session.execute(
+                    select(GalleryRow.id, GalleryRow.generation).where(GalleryRow.id.in_(ids))
+                )
+                generations = {row.id: row.generation for row in found}
+                change = GalleryChange(session=session, generations=generations)
+                yield change
+            self._apply(change)
 
     def acting_for(self, organisation: Organisation) -> Platform:
         """The same deployment (database, vault, engine, indexes, audit log) acting for another
         organisation: how the service serves its tenants."""
         return replace(self, organisation=organisation)
 
-    def drop_subjects_from_indexes(self, gallery_id: str, subject_ids: list[str]) -> int:
-        with self._indexes_lock:
-            return sum(
-                index.remove_subjects(subject_ids)
-                for (gid, _), index in self._indexes.items()
-                if gid == gallery_id
-            )
-
-    def drop_gallery_indexes(self, gallery_id: str) -> None:
+    def forget_indexes(self, gallery_id: str) -> None:
+        """Free the memory of a withdrawn gallery's indexes."""
         with self._indexes_lock:
             for key in [k for k in self._indexes if k[0] == gallery_id]:
                 del self._indexes[key]
 
-    def _build_index(self, gallery_id: str) -> ExactIndex:
+    def _gallery_lock(self, gallery_id: str) -> threading.RLock:
+        with self._indexes_lock:
+            return self._gallery_locks.setdefault(gallery_id, threading.RLock())
+
+    def _apply(self, change: GalleryChange) -> None:
+        """After the commit: an index that was exactly one generation behind gets the change;
+        any other (another process changed the gallery meanwhile) is dropped, to be rebuilt."""
+        with self._indexes_lock:
+            for key, indexed in list(self._indexes.items()):
+                generation = change.generations.get(key[0])
+                if generation is None:
+                    continue
+                if indexed.generation == generation - 1:
+                    for callback in change.callbacks:
+                        callback(indexed.index)
+                    self._indexes[key] = _Indexed(indexed.index, generation)
+                else:
+                    del self._indexes[key]
+
+    def _build_index(self, gallery_id: str) -> _Indexed:
         card = self.engine.card
         index = ExactIndex(model_id=card.id, dimension=card.embedding_dim)
-        with Session(self.db) as session:
+        with Session(self.db) as session, session.begin():
+            # The generation is read first: rows committed after it make the index newer than
+            # its label, which only costs one more rebuild, never a missed change.
+            generation = int(
+                session.scalar(select(GalleryRow.generation).where(GalleryRow.id == gallery_id))
+                or 0
+            )
             rows = session.execute(
                 select(
                     TemplateRow.id,
@@ -243,7 +307,11 @@ class Platform:
                     TemplateRow.ciphertext,
                 )
                 .join(SubjectRow)
-                .where(SubjectRow.gallery_id == gallery_id, TemplateRow.model_id == card.id)
+                .where(
+                    SubjectRow.gallery_id == gallery_id,
+                    SubjectRow.erasing_at.is_(None),
+                    TemplateRow.model_id == card.id,
+                )
                 .order_by(TemplateRow.id)
             ).all()
         keys = self.vault.data_keys(sorted({row.subject_id for row in rows}))
@@ -251,7 +319,7 @@ class Platform:
         for template_id, subject_id, nonce, ciphertext in rows:
             data_key = keys.get(subject_id)
             if data_key is None:
-                continue  # erased: its key is gone (the erasure's row deletion is completed later)
+                continue  # its key is gone: retention reports it (see erasure.run_retention)
             try:
                 vector = open_template(
                     data_key, Sealed(nonce, ciphertext), template_id=template_id, model_id=card.id
@@ -263,7 +331,7 @@ class Platform:
             vectors.append(vector)
         if vectors:
             index.add(template_ids=template_ids, subject_ids=subject_ids, vectors=np.stack(vectors))
-        return index
+        return _Indexed(index, generation)
 
     def _save_organisation(self) -> None:
         with self.transaction() as session:
@@ -273,6 +341,69 @@ class Platform:
                 now=self.clock(),
                 retention_days=self.settings.organisation.retention_days,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Indexed:
+    index: ExactIndex
+    generation: int
+    """The gallery's generation the index reflects."""
+
+
+@dataclass
+class GalleryChange:
+    """The open transaction of ``Platform.changing_galleries`` and what to do to the indexes."""
+
+    session: Session
+    generations: dict[str, int]
+    callbacks: list[Callable[[ExactIndex], None]] = field(default_factory=list)
+
+    def then(self, callback: Callable[[ExactIndex], None]) -> None:
+        """Apply ``callback`` to each of the galleries' indexes in this process after commit."""
+        self.callbacks.append(callback)
+
+
+VAULT_ID = "vault_id"
+
+
+class WrongKeyVaultError(ConfigurationError):
+    code = "wrong_key_vault"
+
+
+def _check_vault_belongs(db: Database, vault: KeyVault, settings: Settings) -> None:
+    """Refuse to run a database against a key vault it was not used with: every subject would
+    look erased, and retention would delete them. The first opening records the vault's id."""
+    try:
+        _record_or_compare_vault(db, vault, settings)
+    except IntegrityError:  # another process recorded it at the same moment: compare with it
+        _record_or_compare_vault(db, vault, settings)
+
+
+def _record_or_compare_vault(db: Database, vault: KeyVault, settings: Settings) -> None:
+    vault_id = vault.vault_id
+    with Session(db) as session, session.begin():
+        recorded = session.get(DeploymentFactRow, VAULT_ID)
+        if recorded is not None:
+            if recorded.value != vault_id:
+                raise WrongKeyVaultError(
+                    f"the key vault at {settings.resolved_keyvault_url()} (id {vault_id}) is not "
+                    f"the one this database was used with (id {recorded.value}); refusing to "
+                    "start, because every enrolled subject would look erased. Point "
+                    "FACEACCORD_KEYVAULT_URL at the deployment's own vault."
+                )
+            return
+        # A database from before vault ids: the vault must hold keys of its subjects.
+        sample = list(
+            session.scalars(select(SubjectRow.id).where(SubjectRow.erasing_at.is_(None)).limit(200))
+        )
+        if sample and not vault.existing(sample):
+            subjects = int(session.scalar(select(func.count(SubjectRow.id))) or 0)
+            raise WrongKeyVaultError(
+                f"the key vault at {settings.resolved_keyvault_url()} holds none of the keys of "
+                f"the database's {subjects} subjects; refusing to start, because every one "
+                "would look erased. Point FACEACCORD_KEYVAULT_URL at the deployment's own vault."
+            )
+        session.add(DeploymentFactRow(name=VAULT_ID, value=vault_id))
 
 
 def local_organisation(settings: Settings) -> Organisation:

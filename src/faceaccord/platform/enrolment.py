@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -26,9 +27,10 @@ from faceaccord.governance.decisions import Decision
 from faceaccord.governance.entities import PolicyRequest, RequestContext, ScaleTier
 from faceaccord.governance.obligations import RetentionLimit
 from faceaccord.governance.vocabulary import ConsentKind, Operation, Purpose
-from faceaccord.platform.deployment import Platform
+from faceaccord.matching.exact import ExactIndex
+from faceaccord.platform.deployment import GalleryNotFoundError, Platform
 from faceaccord.protection.envelope import seal_template
-from faceaccord.store.models import ConsentRow, SubjectRow, TemplateRow
+from faceaccord.store.models import ConsentRow, GalleryRow, SubjectRow, TemplateRow
 
 __all__ = ["Enrolment", "enroll"]
 
@@ -202,18 +204,18 @@ def _store_once(
                 created_at=now,
             )
         )
+    vectors = np.stack([t.embedding for t in templates])
+    stored = _Rows(new_subject, subject_id, limits, rows, vectors)
     try:
-        stored = _Rows(new_subject, subject_id, limits, rows)
         _commit(platform, target, stored, consent, decision, actor)
     except IntegrityError:
         if not new_subject:
             raise
         raise _SubjectCreatedMeanwhileError(subject_id) from None
-    platform.index_for(gallery_id).add(
-        template_ids=[r.id for r in rows],
-        subject_ids=[subject_id] * len(rows),
-        vectors=np.stack([t.embedding for t in templates]),
-    )
+    except GalleryNotFoundError:
+        if new_subject:
+            platform.vault.destroy([subject_id])  # never used: the subject was not stored
+        raise
     return Enrolment(
         subject_id=subject_id,
         subject=reference,
@@ -230,6 +232,16 @@ class _Rows:
     subject_id: str
     limits: list[dict[str, object]]
     templates: list[TemplateRow]
+    vectors: NDArray[np.float32]
+
+    def add_to(self, index: ExactIndex) -> None:
+        model_ids = {row.model_id for row in self.templates}
+        if model_ids == {index.model_id}:
+            index.add(
+                template_ids=[row.id for row in self.templates],
+                subject_ids=[self.subject_id] * len(self.templates),
+                vectors=self.vectors,
+            )
 
 
 def _commit(
@@ -240,9 +252,18 @@ def _commit(
     decision: Decision,
     actor: str,
 ) -> None:
-    """The subject, its consent, its templates and the audit entry, in one transaction."""
+    """The subject, its consent, its templates and the audit entry, in one transaction, which
+    first takes the gallery's lock and checks that it was not taken down meanwhile."""
     now = platform.clock()
-    with platform.transaction() as session:
+    with platform.changing_galleries([target.gallery_id]) as change:
+        session = change.session
+        withdrawn = session.scalar(
+            select(GalleryRow.withdrawn_at).where(GalleryRow.id == target.gallery_id)
+        )
+        if withdrawn is not None:
+            raise GalleryNotFoundError(
+                f"gallery {target.gallery!r} was withdrawn during the enrolment"
+            )
         if rows.new_subject:
             session.add(
                 SubjectRow(
@@ -257,7 +278,7 @@ def _commit(
             )
         else:
             row = session.get(SubjectRow, rows.subject_id)
-            if row is None:
+            if row is None or row.erasing_at is not None:
                 raise InputError(f"subject {target.reference!r} was erased during the enrolment")
             row.last_interaction_at = now
             row.retention_limits = _merge_limits(row.retention_limits, rows.limits)
@@ -298,6 +319,7 @@ def _commit(
                 },
             ),
         )
+        change.then(rows.add_to)
 
 
 def _merge_limits(

@@ -1,19 +1,22 @@
 """Erasure, consent revocation, takedown and retention.
 
-Erasing destroys the subjects' data keys first (from that moment every copy of their templates,
-backups included, is unreadable), then deletes their rows (templates and consents cascade) in one
-transaction with the signed receipt and the audit entry, then drops them from the index. If the
-process dies between the two steps, the next ``run_retention`` finds the subjects whose keys are
-gone and completes their erasure.
+Erasing first marks the subjects as being erased (committed; they leave every index), then
+destroys their data keys (from that moment every copy of their templates, backups included, is
+unreadable), then deletes their rows, with the names kept on past searches and reviewers' notes
+about them, in one transaction with the signed receipt and the audit entry. If the process dies
+part-way, the next ``run_retention`` completes every marked erasure. A subject whose key is
+missing without the mark is reported, never erased: that is a vault restored from an old backup
+or a wrong vault, not an erasure.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from faceaccord.audit.log import AuditEvent
@@ -22,16 +25,19 @@ from faceaccord.consent.retention import RetentionFacts, retention_deadline
 from faceaccord.errors import InputError, PolicyDeniedError
 from faceaccord.governance.entities import PolicyRequest
 from faceaccord.governance.vocabulary import Operation, Purpose
-from faceaccord.platform.deployment import Platform
+from faceaccord.platform.deployment import GalleryNotFoundError, Platform
 from faceaccord.store.models import (
+    CandidateRow,
     ConsentRow,
     ErasureReceiptRow,
     GalleryRow,
+    ReviewRow,
     SubjectRow,
     TemplateRow,
 )
 
 __all__ = [
+    "NoConsentOnRecordError",
     "RetentionReport",
     "SubjectNotFoundError",
     "erase_subject",
@@ -45,12 +51,19 @@ class SubjectNotFoundError(InputError):
     code = "subject_not_found"
 
 
+class NoConsentOnRecordError(InputError):
+    code = "no_consent_on_record"
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionReport:
     checked: int
     erased: tuple[dict[str, str], ...]
     receipts: tuple[ErasureReceipt, ...]
     orphan_keys_removed: int
+    keys_missing: tuple[str, ...]
+    """Subjects whose data key is gone although no erasure of theirs began: a sign that the key
+    vault was restored from an old backup or swapped. They are left alone for an operator."""
     dry_run: bool
 
     def as_dict(self) -> dict[str, object]:
@@ -59,6 +72,7 @@ class RetentionReport:
             "erased": list(self.erased),
             "receipts": [r.as_dict() for r in self.receipts],
             "orphan_keys_removed": self.orphan_keys_removed,
+            "keys_missing": list(self.keys_missing),
             "dry_run": self.dry_run,
         }
 
@@ -117,6 +131,12 @@ def revoke_consent(
         if gallery is not None:
             ids = ids.where(GalleryRow.id == platform.gallery(session, gallery).id)
         consents = session.scalars(select(ConsentRow).where(ConsentRow.subject_id.in_(ids))).all()
+        if not consents:
+            where = f"gallery {gallery!r}" if gallery else "any gallery"
+            raise NoConsentOnRecordError(
+                f"no consent of {subject!r} is on record in {where}: nothing to revoke (to erase "
+                "a person enrolled without consent, use erasure)"
+            )
         for consent in consents:
             consent.revoked_at = now
     return erase_subject(
@@ -127,14 +147,20 @@ def revoke_consent(
 def withdraw_gallery(
     platform: Platform, *, gallery: str, actor: str, reason: str = "takedown"
 ) -> ErasureReceipt:
-    """Take a whole gallery down: every subject in it is erased; the gallery is marked
-    withdrawn and can no longer be used."""
+    """Take a whole gallery down: it is marked withdrawn first (from then on no enrolment into it
+    can commit and no search can use it), then every subject in it is erased. If the process
+    dies in between, the next ``run_retention`` erases the rest."""
     with platform.transaction() as session:
         row = platform.gallery(session, gallery)
-        subject_ids = list(
-            session.scalars(select(SubjectRow.id).where(SubjectRow.gallery_id == row.id))
-        )
     _authorise_delete(platform, actor=actor, purpose=Purpose(row.purpose))
+    with platform.changing_galleries([row.id]) as change:
+        locked = change.session.get(GalleryRow, row.id, populate_existing=True)
+        if locked is None or locked.withdrawn_at is not None:
+            raise GalleryNotFoundError(f"gallery {gallery!r} was withdrawn")
+        locked.withdrawn_at = platform.clock()
+        subject_ids = list(
+            change.session.scalars(select(SubjectRow.id).where(SubjectRow.gallery_id == row.id))
+        )
     receipt = _erase(
         platform,
         subject_ids=subject_ids,
@@ -143,9 +169,8 @@ def withdraw_gallery(
         reason=reason,
         reference=None,
         actor=actor,
-        withdraw=row.id,
     )
-    platform.drop_gallery_indexes(row.id)
+    platform.forget_indexes(row.id)
     return receipt
 
 
@@ -182,7 +207,18 @@ def run_retention(
         expiry = _consent_expiries(session, [subject.id for subject, _ in rows])
     keyed = platform.vault.subject_ids()
     due: list[_Due] = []
+    keys_missing: list[str] = []
     for subject_row, gallery_row in rows:
+        item = _Due(subject_row.id, gallery_row.id, gallery_row.name, gallery_row.purpose, "", None)
+        if subject_row.erasing_at is not None:
+            due.append(replace(item, reason="erasure_completed"))
+            continue
+        if gallery_row.withdrawn_at is not None:
+            due.append(replace(item, reason="takedown_completed"))
+            continue
+        if subject_row.id not in keyed:
+            keys_missing.append(subject_row.id)  # never erased on that ground: see the report
+            continue
         deadline = retention_deadline(
             RetentionFacts(
                 created_at=subject_row.created_at,
@@ -193,10 +229,7 @@ def run_retention(
                 organisation_days=platform.settings.organisation.retention_days,
             )
         )
-        item = _Due(subject_row.id, gallery_row.id, gallery_row.name, gallery_row.purpose, "", None)
-        if subject_row.id not in keyed:
-            due.append(replace(item, reason="erasure_completed"))
-        elif deadline is not None and deadline[0] <= now:
+        if deadline is not None and deadline[0] <= now:
             due.append(replace(item, reason=deadline[1], due_at=deadline[0]))
     orphans = _orphan_keys(platform, now)
     receipts: list[ErasureReceipt] = []
@@ -220,6 +253,7 @@ def run_retention(
         erased=tuple(item.as_dict() for item in due),
         receipts=tuple(receipts),
         orphan_keys_removed=0 if dry_run else len(orphans),
+        keys_missing=tuple(keys_missing),
         dry_run=dry_run,
     )
 
@@ -270,31 +304,42 @@ def _erase(
     reason: str,
     reference: str | None,
     actor: str,
-    withdraw: str | None = None,
 ) -> ErasureReceipt:
     now = platform.clock()
+    removed: list[int] = []
+    # 1. The mark, committed before any key is destroyed; the subjects leave every index.
+    with platform.changing_galleries(galleries) as change:
+        for chunk in _chunks(subject_ids):
+            change.session.execute(
+                update(SubjectRow)
+                .where(SubjectRow.id.in_(chunk), SubjectRow.erasing_at.is_(None))
+                .values(erasing_at=now)
+            )
+        change.then(lambda index: removed.append(index.remove_subjects(subject_ids)))
+    # 2. The keys: from here on no copy of the templates can be read.
     keys = platform.vault.destroy(subject_ids)
+    # 3. The rows, the names kept on past searches, the receipt and the audit entry.
     with platform.transaction() as session:
         templates = _count(session, TemplateRow, subject_ids)
         consents = _count(session, ConsentRow, subject_ids)
-        for start in range(0, len(subject_ids), 500):
-            chunk = subject_ids[start : start + 500]
+        for chunk in _chunks(subject_ids):
             session.execute(delete(TemplateRow).where(TemplateRow.subject_id.in_(chunk)))
             session.execute(delete(ConsentRow).where(ConsentRow.subject_id.in_(chunk)))
             session.execute(delete(SubjectRow).where(SubjectRow.id.in_(chunk)))
-        if withdraw is not None:
-            gallery_row = session.get(GalleryRow, withdraw)
-            assert gallery_row is not None
-            gallery_row.withdrawn_at = now
-        index_entries = sum(
-            platform.drop_subjects_from_indexes(gallery_id, subject_ids) for gallery_id in galleries
-        )
+            session.execute(
+                update(CandidateRow)
+                .where(CandidateRow.subject_id.in_(chunk))
+                .values(subject_reference=None)
+            )
+            session.execute(
+                update(ReviewRow).where(ReviewRow.subject_id.in_(chunk)).values(note=None)
+            )
         counts = ErasureCounts(
             subjects=len(subject_ids),
             templates=templates,
             consents=consents,
             keys_destroyed=keys,
-            index_entries=index_entries,
+            index_entries=sum(removed),
         )
         receipt = ErasureReceipt.issue(
             key=platform.signing_key,
@@ -340,24 +385,36 @@ def _erase(
     return receipt
 
 
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 def _count(session: Session, model: type[TemplateRow | ConsentRow], subject_ids: list[str]) -> int:
     total = 0
-    for start in range(0, len(subject_ids), 500):
-        chunk = subject_ids[start : start + 500]
+    for chunk in _chunks(subject_ids):
         query = select(func.count()).select_from(model).where(model.subject_id.in_(chunk))
         total += int(session.scalar(query) or 0)
     return total
 
 
 def _consent_expiries(session: Session, subject_ids: list[str]) -> dict[str, datetime]:
+    """When each subject's consent runs out: the latest expiry among its consents still in
+    force (a consent without an expiry: never); if every consent was revoked, the last
+    revocation. Subjects enrolled without a consent record have no entry."""
     expiries: dict[str, datetime] = {}
-    for start in range(0, len(subject_ids), 500):
-        chunk = subject_ids[start : start + 500]
-        for subject_id, expires in session.execute(
-            select(ConsentRow.subject_id, func.min(ConsentRow.expires_at))
-            .where(ConsentRow.subject_id.in_(chunk), ConsentRow.expires_at.is_not(None))
-            .group_by(ConsentRow.subject_id)
+    open_ended: set[str] = set()
+    for chunk in _chunks(subject_ids):
+        for subject_id, expires_at, revoked_at in session.execute(
+            select(ConsentRow.subject_id, ConsentRow.expires_at, ConsentRow.revoked_at).where(
+                ConsentRow.subject_id.in_(chunk)
+            )
         ):
-            if expires is not None:
-                expiries[subject_id] = expires
+            if revoked_at is None and expires_at is None:
+                open_ended.add(subject_id)
+                continue
+            ends = min(t for t in (expires_at, revoked_at) if t is not None)
+            expiries[subject_id] = max(ends, expiries.get(subject_id, ends))
+    for subject_id in open_ended:
+        expiries.pop(subject_id, None)
     return expiries

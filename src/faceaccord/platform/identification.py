@@ -156,20 +156,21 @@ def identify(
     reviewers = max(
         (o.reviewers for o in decision.obligations if isinstance(o, HumanReview)), default=0
     )
-    status = NO_MATCH if not found else PENDING_REVIEW if reviewers else CANDIDATES
     identification_id = str(uuid.uuid4())
     with platform.transaction() as session:
         rows = session.execute(
             select(SubjectRow.id, SubjectRow.reference).where(
-                SubjectRow.id.in_([c.subject_id for c in found])
+                SubjectRow.id.in_([c.subject_id for c in found]), SubjectRow.erasing_at.is_(None)
             )
         ).all()
         references: dict[str, str] = {row.id: row.reference for row in rows}
+        found = [c for c in found if c.subject_id in references]  # erased since the search
+        status = NO_MATCH if not found else PENDING_REVIEW if reviewers else CANDIDATES
         cautions = _not_this_person_counts(session, [c.subject_id for c in found])
         candidates = tuple(
             IdentifiedCandidate(
                 id=str(uuid.uuid4()),
-                subject=references.get(c.subject_id, "(erased)"),
+                subject=references[c.subject_id],
                 subject_id=c.subject_id,
                 distance=c.distance,
                 similarity=c.similarity,

@@ -13,7 +13,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from faceaccord.audit.log import AuditEvent
@@ -111,13 +111,18 @@ def review_candidate(
 def _load(
     platform: Platform, session: Session, identification_id: str, *, lock: bool = False
 ) -> IdentificationRow:
-    query = select(IdentificationRow).where(
+    mine = (
         IdentificationRow.id == identification_id,
         IdentificationRow.organisation_id == platform.organisation.id,
     )
     if lock:
-        query = query.with_for_update()
-    row = session.scalar(query)
+        # A write first: it takes the row's lock on PostgreSQL and the database's write lock on
+        # SQLite (where FOR UPDATE does nothing), so two reviews of one search are serialised
+        # and the second reads the first one's review.
+        session.execute(
+            update(IdentificationRow).where(*mine).values(status=IdentificationRow.status)
+        )
+    row = session.scalar(select(IdentificationRow).where(*mine))
     if row is None:
         raise IdentificationNotFoundError(f"no identification {identification_id}")
     return row

@@ -65,6 +65,15 @@ class Base(DeclarativeBase):
     }
 
 
+class DeploymentFactRow(Base):
+    """Facts about the deployment itself, such as the id of the key vault it was created with."""
+
+    __tablename__ = "deployment_facts"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[str] = mapped_column(String(300))
+
+
 class OrganisationRow(Base):
     __tablename__ = "organisations"
 
@@ -108,6 +117,10 @@ class GalleryRow(Base):
     created_at: Mapped[datetime]
     purpose_ends_at: Mapped[datetime | None]
     withdrawn_at: Mapped[datetime | None]
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped in the same transaction as every change to the gallery's templates (enrolment,
+    erasure, takedown): a process whose in-memory index was built at another generation rebuilds
+    it, so an enrolment or erasure made by another process is seen by the next search."""
 
     subjects: Mapped[list[SubjectRow]] = relationship(
         back_populates="gallery", cascade="all, delete-orphan", passive_deletes=True
@@ -128,6 +141,10 @@ class SubjectRow(Base):
     retention_limits: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     """The retention limits the policy set at enrolment: [{"days": 1095, "after":
     "last_interaction", "rule": "BIPA-15a"}, ...]; the earliest deadline applies."""
+    erasing_at: Mapped[datetime | None]
+    """Set (and committed) before the subject's key is destroyed: an erasure interrupted after
+    that is completed by retention. A subject whose key is missing *without* this mark is never
+    erased automatically (it means the key vault is not the one this database was used with)."""
 
     gallery: Mapped[GalleryRow] = relationship(back_populates="subjects")
     templates: Mapped[list[TemplateRow]] = relationship(

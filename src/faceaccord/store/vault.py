@@ -8,9 +8,12 @@ template unreadable, so subjects would have to be enrolled again.
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from datetime import datetime
 
 from sqlalchemy import Engine, LargeBinary, MetaData, String, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from faceaccord.errors import FaceAccordError
@@ -39,11 +42,48 @@ class SubjectKeyRow(_VaultBase):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class VaultInfoRow(_VaultBase):
+    """One row: the vault's own id, which the main database records on first use so that a
+    deployment never runs against the wrong vault (where every subject would look erased)."""
+
+    __tablename__ = "vault_info"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[str] = mapped_column(String(300))
+
+
 class KeyVault:
     def __init__(self, engine: Engine, master: MasterKey) -> None:
         self.engine = engine
         self.master = master
         _VaultBase.metadata.create_all(engine)
+
+    @property
+    def vault_id(self) -> str:
+        """This vault's id, created the first time it is asked for."""
+        for _ in range(2):  # a second process may create it at the same moment
+            with contextlib.suppress(IntegrityError), Session(self.engine) as session:
+                with session.begin():
+                    row = session.get(VaultInfoRow, "vault_id")
+                    if row is None:
+                        row = VaultInfoRow(name="vault_id", value=str(uuid.uuid4()))
+                        session.add(row)
+                    value = row.value
+                return value
+        raise MissingKeyError("the key vault's id could not be read")
+
+    def existing(self, subject_ids: list[str]) -> set[str]:
+        """Which of these subjects have a key."""
+        found: set[str] = set()
+        with Session(self.engine) as session:
+            for start in range(0, len(subject_ids), 500):
+                chunk = subject_ids[start : start + 500]
+                found.update(
+                    session.scalars(
+                        select(SubjectKeyRow.subject_id).where(SubjectKeyRow.subject_id.in_(chunk))
+                    )
+                )
+        return found
 
     def create_key(self, subject_id: str, *, now: datetime) -> bytes:
         """A new data key for a subject, stored (committed) before anything is encrypted with it."""
