@@ -22,6 +22,25 @@ class DetectorKind(StrEnum):
     """dlib's MMOD CNN detector: finds more faces at more poses, about 10x slower on a CPU."""
 
 
+class EmbeddingRuntime(StrEnum):
+    """What runs the embedding network."""
+
+    ONNX = "onnx"
+    """ONNX Runtime, on dlib's ResNet converted once to ONNX (or on the model of ``model_card``)."""
+    DLIB = "dlib"
+    """dlib itself: the same weights, about ten times slower (the prebuilt dlib has no BLAS)."""
+
+
+class EmbeddingSettings(BaseModel):
+    runtime: EmbeddingRuntime = EmbeddingRuntime.ONNX
+    threads: int = Field(default=0, ge=0)
+    """ONNX Runtime's threads per embedding call; 0 means one per CPU core."""
+    model_card: Path | None = None
+    """The card (TOML with an ``[onnx]`` section) of an ONNX embedding model of your own, used
+    instead of dlib's ResNet. Its templates carry its own model id and are never compared with
+    another model's."""
+
+
 class ImageLimits(BaseModel):
     """What intake accepts. Pixel limits are checked from the header, before decoding."""
 
@@ -182,12 +201,17 @@ class Settings(BaseSettings):
     policy: PolicySettings = PolicySettings()
     operating_point: str = "default"
     """Name of the verification operating point in the embedding model's card."""
+    embedding: EmbeddingSettings = EmbeddingSettings()
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     workers: int = Field(default=0, ge=0)
     """Processes for folder jobs; 0 means one per CPU core."""
 
     def worker_count(self) -> int:
         return self.workers or (os.cpu_count() or 1)
+
+    def model_cache_dir(self) -> Path:
+        """Where converted models are cached (named by the hash of their source)."""
+        return self.cache_dir / "models"
 
     def resolved_actor(self) -> str:
         if self.actor:

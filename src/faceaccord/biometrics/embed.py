@@ -11,9 +11,11 @@ from numpy.typing import NDArray
 
 from faceaccord.biometrics.models.cards import ModelCard, load_shipped_card
 from faceaccord.biometrics.models.weights import DlibWeights, weights_path
+from faceaccord.biometrics.onnx_embed import converted_dlib_embedder, user_model_embedder
 from faceaccord.errors import ModelError
+from faceaccord.settings import EmbeddingRuntime, Settings
 
-__all__ = ["DlibResNetEmbedder", "Embedder"]
+__all__ = ["DlibResNetEmbedder", "Embedder", "load_embedder"]
 
 
 class Embedder(Protocol):
@@ -26,8 +28,27 @@ class Embedder(Protocol):
         ...
 
 
+def load_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings choose: a user's ONNX model when a card is given, else dlib's
+    ResNet in ONNX Runtime (default) or in dlib."""
+    embedding = settings.embedding
+    if embedding.model_card is not None:
+        return user_model_embedder(
+            embedding.model_card, batch_size=settings.embed_batch_size, threads=embedding.threads
+        )
+    if embedding.runtime is EmbeddingRuntime.DLIB:
+        return DlibResNetEmbedder(batch_size=settings.embed_batch_size)
+    return converted_dlib_embedder(
+        cache_dir=settings.model_cache_dir(),
+        batch_size=settings.embed_batch_size,
+        threads=embedding.threads,
+    )
+
+
 class DlibResNetEmbedder:
     """dlib's face recognition ResNet, run by dlib itself, in batches."""
+
+    runtime = "dlib"
 
     def __init__(self, *, batch_size: int = 32) -> None:
         self.card = load_shipped_card("dlib-resnet-v1")

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from faceaccord.biometrics.align import Aligner, DlibAligner, DlibLandmarker, Landmarker
 from faceaccord.biometrics.detect import Detector, detect_scaled, make_detector
-from faceaccord.biometrics.embed import DlibResNetEmbedder, Embedder
+from faceaccord.biometrics.embed import Embedder, load_embedder
 from faceaccord.biometrics.faces import Face, FaceTemplate
 from faceaccord.biometrics.images import DecodedImage, ImageSource, read_image
 from faceaccord.biometrics.models.cards import ModelCard, OperatingPoint
@@ -63,17 +63,21 @@ class Engine:
         self.embedder = embedder
         self.settings = settings
         self.quality_gate = QualityGate(settings.quality)
-        # dlib's detector, shape predictor and network keep working buffers: one call at a time.
-        self._models_lock = threading.Lock()
+        # dlib's detector, shape predictor and network keep working buffers: one call at a time
+        # for each. Detection and embedding use different objects, so they may overlap.
+        self._analysis_lock = threading.Lock()
+        self._embedding_lock = threading.Lock()
         self.operating_point: OperatingPoint = embedder.card.operating_point(
             settings.operating_point
         )
 
     @classmethod
     def load(cls, settings: Settings | None = None) -> Engine:
-        """An engine on dlib's models (weights from the face-recognition-models wheel)."""
+        """An engine on dlib's detector, landmarks and ResNet (weights from the
+        face-recognition-models wheel), the ResNet run by ONNX Runtime unless settings say
+        otherwise."""
         settings = settings or Settings()
-        embedder = DlibResNetEmbedder(batch_size=settings.embed_batch_size)
+        embedder = load_embedder(settings)
         return cls(
             detector=make_detector(settings.detection),
             landmarker=DlibLandmarker(),
@@ -180,11 +184,11 @@ class Engine:
         return item if isinstance(item, FaceTemplate) else self.largest_template(item, which=which)
 
     def _embed(self, chips: list[NDArray[np.uint8]]) -> NDArray[np.float32]:
-        with self._models_lock:
+        with self._embedding_lock:
             return self.embedder.embed(chips)
 
     def _analyse(self, image: DecodedImage) -> list[_AlignedFace]:
-        with self._models_lock:
+        with self._analysis_lock:
             return self._analyse_unlocked(image)
 
     def _analyse_unlocked(self, image: DecodedImage) -> list[_AlignedFace]:

@@ -12,12 +12,20 @@ from datetime import date
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from faceaccord.errors import ModelError
 
-__all__ = ["Metric", "ModelCard", "OperatingPoint", "load_card", "load_shipped_card"]
+__all__ = [
+    "Metric",
+    "ModelCard",
+    "OnnxInput",
+    "OperatingPoint",
+    "load_card",
+    "load_shipped_card",
+]
 
 
 class Metric(StrEnum):
@@ -46,6 +54,34 @@ class OperatingPoint(BaseModel):
     note: str = ""
 
 
+class OnnxInput(BaseModel):
+    """How an ONNX embedding model wants its chips, and where its file is. faceaccord hands the
+    embedder aligned ``chip_size`` x ``chip_size`` RGB uint8 chips; this says how to turn them
+    into the model's input tensor."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    file: str | None = None
+    """The ONNX file, relative to the card; absent for a model faceaccord converts itself."""
+    layout: Literal["nhwc", "nchw"] = "nchw"
+    dtype: Literal["uint8", "float32"] = "float32"
+    """uint8: the chips go in as they are (the graph normalises); float32: ``(x - mean) / std``."""
+    channel_order: Literal["rgb", "bgr"] = "rgb"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    l2_normalise: bool = False
+    """Scale each embedding to unit length (cosine models such as ArcFace: Euclidean distance
+    between unit vectors is ``sqrt(2 - 2 cos)``, so thresholds stay Euclidean)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OnnxInput:
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be positive")
+        if self.dtype == "uint8" and (self.mean != (0.0, 0.0, 0.0) or self.std != (1.0, 1.0, 1.0)):
+            raise ValueError("a uint8 input takes the chips as they are: no mean or std")
+        return self
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -59,6 +95,8 @@ class ModelCard(BaseModel):
     chip_padding: float = Field(ge=0)
     metric: Metric
     published_accuracy: str
+    onnx: OnnxInput | None = None
+    """Present for models run by ONNX Runtime."""
     operating_points: tuple[OperatingPoint, ...] = Field(min_length=1)
 
     def operating_point(self, name: str) -> OperatingPoint:
