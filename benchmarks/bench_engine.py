@@ -144,10 +144,11 @@ def in_own_process(task: Callable[[Sequence[Path]], Pass], paths: Sequence[Path]
 def folder_pass(paths: Sequence[Path]) -> tuple[float, list[FileOutcome]]:
     """faceaccord's folder job on every core; wall clock including worker start-up."""
     from faceaccord.biometrics.folder_job import embed_files  # noqa: PLC0415
-    from faceaccord.settings import Settings  # noqa: PLC0415
+    from faceaccord.biometrics.pipeline import Engine  # noqa: PLC0415
 
     start = time.perf_counter()
-    outcomes = list(embed_files(paths, settings=Settings(), workers=os.cpu_count() or 1))
+    engine = Engine.load()
+    outcomes = list(embed_files(paths, engine=engine, workers=os.cpu_count() or 1))
     return time.perf_counter() - start, outcomes
 
 

@@ -9,7 +9,7 @@ tests run it on the fakes in ``biometrics.fakes`` and production runs it on dlib
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
@@ -23,11 +23,11 @@ from faceaccord.biometrics.faces import Face, FaceTemplate
 from faceaccord.biometrics.images import DecodedImage, ImageSource, read_image
 from faceaccord.biometrics.models.cards import ModelCard, OperatingPoint
 from faceaccord.biometrics.quality import QualityGate, QualityReason, assess_quality
-from faceaccord.errors import FaceAccordError, NoFaceError, QualityRejectedError
+from faceaccord.errors import FaceAccordError, ModelError, NoFaceError, QualityRejectedError
 from faceaccord.matching.verification import VerificationResult, compare_templates
 from faceaccord.settings import Settings
 
-__all__ = ["Engine", "ImageResult"]
+__all__ = ["AlignedFace", "Engine", "ImageResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +40,24 @@ class ImageResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _AlignedFace:
+class AlignedFace:
+    """A detected face and its aligned chip, ready to embed."""
+
     face: Face
     chip: NDArray[np.uint8]
+
+
+class _AnalysisOnly:
+    """The embedder of an engine that only detects and aligns (a pipeline's worker process):
+    it knows the model's card (chip size, padding) and refuses to embed."""
+
+    runtime = "none"
+
+    def __init__(self, card: ModelCard) -> None:
+        self.card = card
+
+    def embed(self, chips: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        raise ModelError("this engine only detects and aligns faces; embedding runs elsewhere")
 
 
 class Engine:
@@ -88,6 +103,18 @@ class Engine:
             settings=settings,
         )
 
+    @classmethod
+    def for_analysis(cls, settings: Settings, card: ModelCard) -> Engine:
+        """An engine that detects, locates landmarks, aligns for ``card``'s model and assesses
+        quality, without loading an embedding model."""
+        return cls(
+            detector=make_detector(settings.detection),
+            landmarker=DlibLandmarker(),
+            aligner=DlibAligner(chip_size=card.chip_size, padding=card.chip_padding),
+            embedder=_AnalysisOnly(card),
+            settings=settings,
+        )
+
     @property
     def card(self) -> ModelCard:
         return self.embedder.card
@@ -117,7 +144,7 @@ class Engine:
         batch_images = max(1, self.settings.embed_batch_size)
         iterator = iter(sources)
         while chunk := list(islice(iterator, batch_images)):
-            analysed: list[list[_AlignedFace] | FaceAccordError] = []
+            analysed: list[list[AlignedFace] | FaceAccordError] = []
             for source in chunk:
                 try:
                     analysed.append(self._analyse(self.read(source)))
@@ -144,8 +171,12 @@ class Engine:
 
     def enroll(self, source: ImageSource) -> FaceTemplate:
         """The template of the one face in an enrolment photo, if it passes the quality gate."""
-        image = self.read(source)
-        faces = self._analyse(image)
+        best = self.enrolment_face(self.analyse(source))
+        embedding = self._embed([best.chip])[0]
+        return FaceTemplate(face=best.face, embedding=embedding, model_id=self.model_id)
+
+    def enrolment_face(self, faces: Sequence[AlignedFace]) -> AlignedFace:
+        """The face of an enrolment photo (its largest), if it passes the quality gate."""
         if not faces:
             raise NoFaceError("no face was found in the enrolment image")
         best = faces[0]
@@ -154,8 +185,15 @@ class Engine:
             raise QualityRejectedError(
                 "the face cannot be enrolled: " + ", ".join(reasons), reasons=reasons
             )
-        embedding = self._embed([best.chip])[0]
-        return FaceTemplate(face=best.face, embedding=embedding, model_id=self.model_id)
+        return best
+
+    def analyse(self, source: ImageSource) -> list[AlignedFace]:
+        """Every face in the image, largest first, aligned and assessed but not embedded."""
+        return self._analyse(self.read(source))
+
+    def embed_chips(self, chips: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """Embeddings of aligned chips, in one batched call to the model."""
+        return self._embed(list(chips))
 
     def verify(
         self, probe: ImageSource | FaceTemplate, reference: ImageSource | FaceTemplate
@@ -187,18 +225,18 @@ class Engine:
         with self._embedding_lock:
             return self.embedder.embed(chips)
 
-    def _analyse(self, image: DecodedImage) -> list[_AlignedFace]:
+    def _analyse(self, image: DecodedImage) -> list[AlignedFace]:
         with self._analysis_lock:
             return self._analyse_unlocked(image)
 
-    def _analyse_unlocked(self, image: DecodedImage) -> list[_AlignedFace]:
+    def _analyse_unlocked(self, image: DecodedImage) -> list[AlignedFace]:
         pixels = image.pixels
         detections = detect_scaled(self.detector, pixels, max_side=self.settings.detection.max_side)
         detections.sort(key=lambda d: d.box.area, reverse=True)
         landmarks = self.landmarker.locate(pixels, [d.box for d in detections])
         chips = self.aligner.align(pixels, landmarks)
         return [
-            _AlignedFace(
+            AlignedFace(
                 face=Face(
                     box=detection.box,
                     score=detection.score,

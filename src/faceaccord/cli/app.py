@@ -163,8 +163,9 @@ def embed(
         )  # fmt: skip
         with progress, partial.open("w", encoding="utf-8") as sink:
             task = progress.add_task("embed", total=len(files))
+            engine = Engine.load(settings)
             for outcome in embed_files(
-                files, settings=settings, workers=workers or settings.worker_count()
+                files, engine=engine, workers=workers or settings.worker_count()
             ):
                 line: dict[str, Any] = {"path": outcome.path.relative_to(folder).as_posix()}
                 if outcome.error is not None:

@@ -137,7 +137,7 @@ def _measure(
             with progress:
                 task = progress.add_task("embedding", total=len(data.images))
                 embeddings = embed_dataset(
-                    data, settings=settings, workers=workers or settings.worker_count(),
+                    data, engine=platform.engine, workers=workers or settings.worker_count(),
                     advance=lambda: progress.advance(task),
                 )  # fmt: skip
                 progress.update(task, description="measuring")

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from faceaccord.biometrics.folder_job import enrolment_templates
 from faceaccord.cli.output import JsonOption, errors_reported, load_settings, print_json
 from faceaccord.consent.erasure import ErasureReceipt, verify_receipt
 from faceaccord.consent.records import MAX_CONSENT_DAYS, ConsentInput, notice_digest
@@ -24,6 +25,12 @@ from faceaccord.errors import FaceAccordError, InputError
 from faceaccord.governance.entities import RequestContext
 from faceaccord.governance.vocabulary import ConsentKind, Jurisdiction, Purpose
 from faceaccord.platform.deployment import Platform
+from faceaccord.platform.enrolment import (
+    EnrolmentPermit,
+    authorise_enrolment,
+    complete_enrolment,
+    refuse_enrolment,
+)
 from faceaccord.platform.enrolment import enroll as enroll_subject
 from faceaccord.platform.erasure import (
     erase_subject,
@@ -254,16 +261,42 @@ def _enroll_folder(
     actor: str,
     json_output: bool,
 ) -> None:
+    """Every sub-folder a subject. The policy decides on each subject first; the photos of the
+    permitted ones then go through the parallel pipeline (detection on every core, embedding in
+    batches), and each subject is stored, and acknowledged, as soon as its photos are done."""
     people = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    done = failed = 0
+    plans: list[tuple[Path, list[Path], EnrolmentPermit | FaceAccordError]] = []
+    pending = 0
     for person in people:
         photos = sorted(p for p in person.iterdir() if p.is_file() and not p.name.startswith("."))
         try:
             record = _consent(consent, notice, notice_version, consent_days, purpose, platform)
-            enrolled = enroll_subject(
-                platform, gallery=gallery, subject=person.name, images=photos, purpose=purpose,
-                actor=actor, consent=record, context=context,
+            permit: EnrolmentPermit | FaceAccordError = authorise_enrolment(
+                platform, gallery=gallery, subject=person.name, photos=len(photos),
+                purpose=purpose, actor=actor, consent=record, context=context, pending=pending,
             )  # fmt: skip
+            pending += len(photos)
+        except FaceAccordError as error:
+            permit = error
+        plans.append((person, photos, permit))
+    permitted = [
+        p for _, photos, permit in plans if not isinstance(permit, Exception) for p in photos
+    ]
+    results = enrolment_templates(
+        permitted, engine=platform.engine, workers=platform.settings.worker_count()
+    )
+    done = failed = 0
+    for person, photos, permit in plans:
+        try:
+            if isinstance(permit, FaceAccordError):
+                raise permit
+            outcomes = [next(results)[1] for _ in photos]
+            templates = [o for o in outcomes if not isinstance(o, FaceAccordError)]
+            refusal = next((o for o in outcomes if isinstance(o, FaceAccordError)), None)
+            if refusal is not None:
+                refuse_enrolment(platform, permit, refusal)
+                raise refusal
+            enrolled = complete_enrolment(platform, permit, templates)
             line: dict[str, object] = {"subject": person.name, "templates": enrolled.templates}
             done += 1
         except FaceAccordError as error:

@@ -32,7 +32,14 @@ from faceaccord.platform.deployment import GalleryNotFoundError, Platform
 from faceaccord.protection.envelope import seal_template
 from faceaccord.store.models import ConsentRow, GalleryRow, SubjectRow, TemplateRow
 
-__all__ = ["Enrolment", "enroll"]
+__all__ = [
+    "Enrolment",
+    "EnrolmentPermit",
+    "authorise_enrolment",
+    "complete_enrolment",
+    "enroll",
+    "refuse_enrolment",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +75,47 @@ def enroll(
 ) -> Enrolment:
     """Enrol ``subject`` (the organisation's reference for the person) into ``gallery`` from one
     or more photos, each of which must pass the quality gate."""
+    permit = authorise_enrolment(
+        platform, gallery=gallery, subject=subject, photos=len(images), purpose=purpose,
+        actor=actor, consent=consent, context=context,
+    )  # fmt: skip
+    try:
+        templates = [platform.engine.enroll(image) for image in images]
+    except FaceAccordError as error:  # bad photo, no face, quality gate
+        refuse_enrolment(platform, permit, error)
+        raise
+    return complete_enrolment(platform, permit, templates)
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentPermit:
+    """The policy's and consent's yes to one enrolment, before any biometric processing."""
+
+    target: _Target
+    decision: Decision
+    consent: ConsentInput | None
+    actor: str
+
+
+def authorise_enrolment(
+    platform: Platform,
+    *,
+    gallery: str,
+    subject: str,
+    photos: int,
+    purpose: Purpose,
+    actor: str,
+    consent: ConsentInput | None = None,
+    context: RequestContext | None = None,
+    pending: int = 0,
+) -> EnrolmentPermit:
+    """Decide whether this enrolment may happen (policy, then consent obligations); a refusal
+    is recorded and raised. Nothing biometric happens here. ``pending`` counts templates that
+    permits already given in the same bulk run will add, so the scale tier sees them too."""
     subject = subject.strip()
     if not subject:
         raise InputError("a subject needs a reference (a name or number)")
-    if not images:
+    if photos < 1:
         raise InputError("enrolment needs at least one photo")
     with platform.transaction() as session:
         gallery_row = platform.gallery(session, gallery)
@@ -91,7 +135,7 @@ def enroll(
             context or RequestContext(),
             consent=consent.kind if consent else ConsentKind.NONE,
             notice_given=bool(consent and consent.notice_given),
-            requested_tier=ScaleTier.needed_for(gallery_size=in_use + len(images)),
+            requested_tier=ScaleTier.needed_for(gallery_size=in_use + pending + photos),
         ),
         on=platform.clock().date(),
     )
@@ -102,26 +146,36 @@ def enroll(
             gallery_id=gallery_row.id, outcome="denied",
         )  # fmt: skip
         raise PolicyDeniedError(decision)
-    try:
-        check_consent_obligations(decision.obligations, consent)
-        templates = [platform.engine.enroll(image) for image in images]
-    except FaceAccordError as error:  # consent missing, bad photo, no face, quality gate
-        platform.record_decision(
-            actor=actor, operation="enroll", purpose=purpose, decision=decision,
-            gallery_id=gallery_row.id, outcome=error.code,
-        )  # fmt: skip
-        raise
     subject_place = request.context.subject_jurisdiction
-    return _store(
-        platform,
-        _Target(
+    permit = EnrolmentPermit(
+        target=_Target(
             gallery_row.id, gallery, subject, purpose, subject_place.code if subject_place else None
         ),
-        templates,
-        consent,
-        decision,
-        actor,
+        decision=decision,
+        consent=consent,
+        actor=actor,
     )
+    try:
+        check_consent_obligations(decision.obligations, consent)
+    except FaceAccordError as error:
+        refuse_enrolment(platform, permit, error)
+        raise
+    return permit
+
+
+def refuse_enrolment(platform: Platform, permit: EnrolmentPermit, error: FaceAccordError) -> None:
+    """Record that a permitted enrolment failed (consent missing, bad photo, quality gate)."""
+    platform.record_decision(
+        actor=permit.actor, operation="enroll", purpose=permit.target.purpose,
+        decision=permit.decision, gallery_id=permit.target.gallery_id, outcome=error.code,
+    )  # fmt: skip
+
+
+def complete_enrolment(
+    platform: Platform, permit: EnrolmentPermit, templates: list[FaceTemplate]
+) -> Enrolment:
+    """Store the templates made under ``permit``."""
+    return _store(platform, permit.target, templates, permit.consent, permit.decision, permit.actor)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ from sqlalchemy import or_, select
 
 from faceaccord.audit.log import AuditEvent
 from faceaccord.biometrics.folder_job import embed_files
+from faceaccord.biometrics.pipeline import Engine
 from faceaccord.fairness.audit import strict_json
 from faceaccord.fairness.datasets import Dataset
 from faceaccord.platform.deployment import Platform
-from faceaccord.settings import Settings
 from faceaccord.store.models import FairnessAuditRow
 
 __all__ = [
@@ -36,15 +36,13 @@ __all__ = [
 def embed_dataset(
     dataset: Dataset,
     *,
-    settings: Settings,
+    engine: Engine,
     workers: int,
     advance: Callable[[], None] | None = None,
 ) -> list[NDArray[np.float32] | None]:
     """The largest face's embedding of each image (None when no face is found), in order."""
     embeddings: list[NDArray[np.float32] | None] = []
-    for outcome in embed_files(
-        [i.path for i in dataset.images], settings=settings, workers=workers
-    ):
+    for outcome in embed_files([i.path for i in dataset.images], engine=engine, workers=workers):
         embeddings.append(outcome.templates[0].embedding if outcome.templates else None)
         if advance is not None:
             advance()

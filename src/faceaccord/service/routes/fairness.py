@@ -90,7 +90,7 @@ def _run(platform: Platform, audit_id: str, dataset: Any, body: NewAudit, actor:
     organisation_id = platform.organisation.id
     try:
         embeddings = embed_dataset(
-            dataset, settings=platform.settings, workers=platform.settings.worker_count()
+            dataset, engine=platform.engine, workers=platform.settings.worker_count()
         )
         engine = platform.engine
         report = run_audit(
