@@ -34,6 +34,7 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py $(SHORT)
+	$(BIN)/python benchmarks/bench_embedding.py $(SHORT)
 	$(BIN)/python benchmarks/bench_policy.py $(SHORT)
 	$(BIN)/python benchmarks/bench_gallery.py $(SHORT)
 	$(BIN)/python benchmarks/bench_service.py $(SHORT)
