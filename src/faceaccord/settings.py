@@ -8,6 +8,7 @@ import getpass
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,13 @@ class EmbeddingSettings(BaseModel):
     """The card (TOML with an ``[onnx]`` section) of an ONNX embedding model of your own, used
     instead of dlib's ResNet. Its templates carry its own model id and are never compared with
     another model's."""
+
+
+class IndexSettings(BaseModel):
+    kind: Literal["exact", "hnsw"] = "exact"
+    """exact: a blocked scan of every template, exact answers (milliseconds up to about a
+    million templates); hnsw: a FAISS HNSW graph for millions, approximate recall with exact
+    distances (see benchmarks/bench_search.py for both)."""
 
 
 class ImageLimits(BaseModel):
@@ -202,6 +210,7 @@ class Settings(BaseSettings):
     operating_point: str = "default"
     """Name of the verification operating point in the embedding model's card."""
     embedding: EmbeddingSettings = EmbeddingSettings()
+    index: IndexSettings = IndexSettings()
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     workers: int = Field(default=0, ge=0)
     """Processes for folder jobs; 0 means one per CPU core."""

@@ -30,7 +30,8 @@ from faceaccord.governance.entities import (
     ScaleTier,
 )
 from faceaccord.governance.vocabulary import Jurisdiction, Purpose, Sector
-from faceaccord.matching.exact import ExactIndex
+from faceaccord.matching import make_index
+from faceaccord.matching.index import TemplateIndex
 from faceaccord.platform.organisation_rows import save_organisation
 from faceaccord.protection.envelope import DecryptionError, Sealed, open_template
 from faceaccord.protection.keys import SigningKey, load_master_key, load_signing_key
@@ -215,7 +216,7 @@ class Platform:
             or 0
         )
 
-    def index_for(self, gallery_id: str) -> ExactIndex:
+    def index_for(self, gallery_id: str) -> TemplateIndex:
         """The gallery's index for the engine's model: built from the database on first use,
         kept in step by this process's enrolments and erasures, and rebuilt when the gallery's
         generation shows that another process changed it."""
@@ -291,7 +292,7 @@ class Platform:
 
     def _build_index(self, gallery_id: str) -> _Indexed:
         card = self.engine.card
-        index = ExactIndex(model_id=card.id, dimension=card.embedding_dim)
+        index = make_index(self.settings.index.kind, model_id=card.id, dimension=card.embedding_dim)
         with Session(self.db) as session, session.begin():
             # The generation is read first: rows committed after it make the index newer than
             # its label, which only costs one more rebuild, never a missed change.
@@ -345,7 +346,7 @@ class Platform:
 
 @dataclass(frozen=True, slots=True)
 class _Indexed:
-    index: ExactIndex
+    index: TemplateIndex
     generation: int
     """The gallery's generation the index reflects."""
 
@@ -356,9 +357,9 @@ class GalleryChange:
 
     session: Session
     generations: dict[str, int]
-    callbacks: list[Callable[[ExactIndex], None]] = field(default_factory=list)
+    callbacks: list[Callable[[TemplateIndex], None]] = field(default_factory=list)
 
-    def then(self, callback: Callable[[ExactIndex], None]) -> None:
+    def then(self, callback: Callable[[TemplateIndex], None]) -> None:
         """Apply ``callback`` to each of the galleries' indexes in this process after commit."""
         self.callbacks.append(callback)
 

@@ -27,7 +27,7 @@ from faceaccord.governance.decisions import Decision
 from faceaccord.governance.entities import PolicyRequest, RequestContext, ScaleTier
 from faceaccord.governance.obligations import RetentionLimit
 from faceaccord.governance.vocabulary import ConsentKind, Operation, Purpose
-from faceaccord.matching.exact import ExactIndex
+from faceaccord.matching.index import TemplateIndex
 from faceaccord.platform.deployment import GalleryNotFoundError, Platform
 from faceaccord.protection.envelope import seal_template
 from faceaccord.store.models import ConsentRow, GalleryRow, SubjectRow, TemplateRow
@@ -288,7 +288,7 @@ class _Rows:
     templates: list[TemplateRow]
     vectors: NDArray[np.float32]
 
-    def add_to(self, index: ExactIndex) -> None:
+    def add_to(self, index: TemplateIndex) -> None:
         model_ids = {row.model_id for row in self.templates}
         if model_ids == {index.model_id}:
             index.add(
