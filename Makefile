@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_embedding.py $(SHORT)
 	$(BIN)/python benchmarks/bench_policy.py $(SHORT)
 	$(BIN)/python benchmarks/bench_gallery.py $(SHORT)
+	$(BIN)/python benchmarks/bench_search.py $(SHORT)
 	$(BIN)/python benchmarks/bench_service.py $(SHORT)
 
 bench-short:
