@@ -725,7 +725,6 @@ def synthetic_part(
         "memory": {
             "vectors_bytes": count * dimension * 4,
             "norms_bytes": count * 4,
-            "allocated_bytes": int(index._vectors.nbytes + index._norms.nbytes),
             "index_total_bytes_tracemalloc": retained,
             "peer_float64_bytes": int(known.nbytes),
         },
@@ -824,7 +823,7 @@ def print_synthetic(s: dict[str, Any]) -> None:
     )
     print(
         f"   index memory: vectors {mib(mem['vectors_bytes'])} + norms {mib(mem['norms_bytes'])} "
-        f"(allocated with doubling {mib(mem['allocated_bytes'])}); whole index incl. ids and maps "
+        f"; whole index incl. ids, maps and spare capacity "
         f"{mib(mem['index_total_bytes_tracemalloc'])}; peer's float64 array "
         f"{mib(mem['peer_float64_bytes'])}"
     )
