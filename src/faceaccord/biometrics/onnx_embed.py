@@ -7,7 +7,6 @@ channel order, mean and std). Batches run in one session with explicit thread se
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from numpy.typing import NDArray
 
 from faceaccord.biometrics.models.cards import ModelCard, OnnxInput, load_card, load_shipped_card
 from faceaccord.biometrics.models.dlib_onnx import converted_model
-from faceaccord.biometrics.models.weights import DlibWeights, weights_path
+from faceaccord.biometrics.models.weights import DlibWeights, file_sha256, weights_path
 from faceaccord.errors import ModelError
 
 __all__ = ["OnnxEmbedder", "converted_dlib_embedder", "user_model_embedder"]
@@ -152,7 +151,7 @@ def user_model_embedder(card_path: Path, *, batch_size: int = 32, threads: int =
         raise ModelError(f"model card {card_path} needs an [onnx] section naming its file")
     model = (card_path.parent / card.onnx.file).resolve()
     try:
-        digest = hashlib.sha256(model.read_bytes()).hexdigest()
+        digest = file_sha256(model)
     except OSError as exc:
         raise ModelError(f"cannot read the model {model} named by {card_path}: {exc}") from None
     if digest != card.sha256:

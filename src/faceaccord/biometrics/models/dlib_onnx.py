@@ -12,7 +12,6 @@ written atomically, so a cache is either complete and right or absent.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +35,7 @@ from faceaccord.biometrics.models.dlib_format import (
     Tag,
     read_dlib_resnet,
 )
+from faceaccord.biometrics.models.weights import file_sha256
 from faceaccord.errors import ModelError
 
 __all__ = ["CONVERTER_VERSION", "INPUT_NAME", "OUTPUT_NAME", "build_onnx", "converted_model"]
@@ -190,7 +190,10 @@ def _emit(  # noqa: PLR0911 - one return per kind of layer
 def converted_model(source: Path, cache_dir: Path) -> Path:
     """The ONNX file converted from ``source`` (a dlib face ResNet), from the cache when it is
     there, else converted now and cached. The file name carries the source's hash."""
-    digest = _sha256(source)
+    try:
+        digest = file_sha256(source)
+    except OSError as exc:
+        raise ModelError(f"cannot read {source}: {exc}") from None
     target = cache_dir / f"dlib-resnet-v1-{digest[:16]}-c{CONVERTER_VERSION}.onnx"
     if target.is_file():
         return target
@@ -219,14 +222,3 @@ def _padded(graph: _Graph, value: str, shape: Shape, total: Shape) -> str:
     ends = [total[i] - shape[i] for i in range(3)]
     pads = np.asarray([0, 0, 0, 0, 0, *ends], dtype=np.int64)
     return graph.op("Pad", [value, graph.constant("pads", pads)], mode="constant")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from None
-    return digest.hexdigest()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from faceaccord.errors import ModelError
 
-__all__ = ["DlibWeights", "weights_path"]
+__all__ = ["DlibWeights", "file_sha256", "weights_path"]
 
 
 class DlibWeights(Enum):
@@ -60,7 +60,7 @@ def weights_path(weights: DlibWeights, *, verify: bool = True) -> Path:
     if not path.is_file():
         raise ModelError(f"dlib weights file not found: {path}")
     if verify:
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if digest != weights.sha256:
             raise ModelError(
                 f"{path} has SHA-256 {digest}, expected {weights.sha256}: "
@@ -69,7 +69,8 @@ def weights_path(weights: DlibWeights, *, verify: bool = True) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
