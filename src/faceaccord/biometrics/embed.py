@@ -58,13 +58,7 @@ class DlibResNetEmbedder:
         self._net: Any = dlib.face_recognition_model_v1(str(weights_path(DlibWeights.RESNET_V1)))
 
     def embed(self, chips: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
-        size = self.card.chip_size
-        for chip in chips:
-            if chip.shape != (size, size, 3) or chip.dtype != np.uint8:
-                raise ModelError(
-                    f"dlib-resnet-v1 takes {size}x{size}x3 uint8 chips, "
-                    f"got {chip.shape} {chip.dtype}"
-                )
+        self.card.check_chips(chips)
         rows: list[NDArray[np.float32]] = []
         for start in range(0, len(chips), self.batch_size):
             batch = list(chips[start : start + self.batch_size])

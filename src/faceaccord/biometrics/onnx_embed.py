@@ -62,13 +62,7 @@ class OnnxEmbedder:
         self._check_signature(inputs[0].shape, inputs[0].type, outputs[0].shape)
 
     def embed(self, chips: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
-        size = self.card.chip_size
-        for chip in chips:
-            if chip.shape != (size, size, 3) or chip.dtype != np.uint8:
-                raise ModelError(
-                    f"{self.card.id} takes {size}x{size}x3 uint8 chips, "
-                    f"got {chip.shape} {chip.dtype}"
-                )
+        self.card.check_chips(chips)
         rows = [
             self._run(np.stack(chips[start : start + self.batch_size]))
             for start in range(0, len(chips), self.batch_size)

@@ -8,12 +8,15 @@ model (a later ONNX backend) brings its own card.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from datetime import date
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from faceaccord.errors import ModelError
@@ -98,6 +101,15 @@ class ModelCard(BaseModel):
     onnx: OnnxInput | None = None
     """Present for models run by ONNX Runtime."""
     operating_points: tuple[OperatingPoint, ...] = Field(min_length=1)
+
+    def check_chips(self, chips: Sequence[NDArray[np.uint8]]) -> None:
+        """Refuse chips this model cannot take: each must be ``chip_size`` square, RGB, uint8."""
+        size = self.chip_size
+        for chip in chips:
+            if chip.shape != (size, size, 3) or chip.dtype != np.uint8:
+                raise ModelError(
+                    f"{self.id} takes {size}x{size}x3 uint8 chips, got {chip.shape} {chip.dtype}"
+                )
 
     def operating_point(self, name: str) -> OperatingPoint:
         for point in self.operating_points:
