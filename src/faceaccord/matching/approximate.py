@@ -18,17 +18,17 @@ distances, and there is one candidate per subject (its nearest template found).
 * **Threads.** One lock, held for a whole search, add, removal or save. FAISS parallelises a
   batch (``search_many``) and a large ``add`` over its OpenMP threads.
 
-Why HNSW, and these defaults (M=32, efConstruction=80, efSearch=256). Measured at 1,000,000
-dlib-like templates (``benchmarks/bench_search.py``'s generator) on the 2-core development
-machine, recall@10 being the exact top-10 subjects found: ``IndexHNSWFlat`` M=32,
-efConstruction=80 builds in 4 minutes and reaches 0.977 at efSearch 256 (p50 1.4 ms); M=48,
-efConstruction=128 builds in 9.4 minutes for 0.991 at efSearch 192 (1.3 ms); ``IndexIVFFlat``
-with 4,096 lists trains and fills in 24 s and reaches 0.986 probing 96 lists (0.8 ms), 0.996
-probing 128 (1.2 ms); float16 or 8-bit codes gained nothing on either. So on these templates IVF
-matches HNSW's recall per millisecond and builds ten times faster; HNSW is kept because it needs
-no training set: a gallery starts empty and grows one enrolment at a time, which an IVF index
-must follow with training and periodic retraining. That lifecycle is the next step for
-galleries of tens of millions (the benchmark keeps an IVF peer to measure the gap).
+Why HNSW, and these defaults (M=32, efConstruction=80, efSearch=256). ``bench_search.py`` at
+1,000,000 dlib-like templates, three full runs on a shared 2-core machine: the graph builds in
+245-268 s; recall@10 (the exact top-10 subjects found) is 0.9815 at efSearch 256 with p50
+1.4-2.4 ms per probe, 0.9425 at 128 (1.0-1.25 ms), 0.9895 at 384 (2.0-2.5 ms). Its IVF peer
+(``IndexIVFFlat``, 4,096 lists, 128 probed) reaches 0.9955 at 1.3-1.6 ms and builds in 28-76 s.
+While choosing: M=48 with efConstruction=128 took 9.4 minutes to build for 0.991 at efSearch 192
+(1.3 ms), and float16 or 8-bit codes made neither HNSW nor IVF faster. So on these templates IVF
+matches HNSW's recall per millisecond and builds several times faster; HNSW is kept because it
+needs no training set: a gallery starts empty and grows one enrolment at a time, which an IVF
+index must follow with training and periodic retraining. That lifecycle is the next step for
+galleries of tens of millions.
 """
 
 from __future__ import annotations
