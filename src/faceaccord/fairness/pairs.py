@@ -17,6 +17,16 @@ class PairSet:
     subject_b: NDArray[np.int64]
     distance: NDArray[np.float64]
     genuine: NDArray[np.bool_]
+    row_a: NDArray[np.int64]
+    row_b: NDArray[np.int64]
+    """The rows of the embeddings each pair compares (to apply per-template offsets)."""
+
+    def with_distances(self, distance: NDArray[np.float64]) -> PairSet:
+        """The same pairs scored otherwise (normalised distances)."""
+        if distance.shape != self.distance.shape:
+            raise ValueError("one distance per pair")
+        return PairSet(self.subject_a, self.subject_b, distance, self.genuine, self.row_a,
+                       self.row_b)  # fmt: skip
 
     @property
     def impostor(self) -> NDArray[np.bool_]:
@@ -59,4 +69,6 @@ def build_pairs(
         subject_b=subjects[b].astype(np.int64),
         distance=np.sqrt(np.maximum(squared, 0.0)),
         genuine=(subjects[a] == subjects[b]),
+        row_a=a.astype(np.int64),
+        row_b=b.astype(np.int64),
     )
