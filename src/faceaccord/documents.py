@@ -56,6 +56,8 @@ def verification_json(result: VerificationResult) -> JSON:
     return {
         "match": result.match,
         "distance": round(result.distance, 6),
+        "normalised_distance": round(result.normalised_distance, 6),
+        "score_normaliser": result.score_normaliser,
         "similarity": round(result.similarity, 6),
         "threshold": result.threshold,
         "model": result.model_id,

@@ -166,6 +166,13 @@ class FairnessSettings(BaseModel):
     """Which audited attribute the gate reads (default: every attribute must pass)."""
     datasets_dir: Path | None = None
     """Where audit datasets started over HTTP must live (none: audits over HTTP are off)."""
+    score_normaliser: Path | None = None
+    """A calibration file made by ``faceaccord fairness calibrate`` (label-free score
+    normalisation, ``fsn`` or ``cohort``): verification and identification then decide on
+    normalised distances. None: plain distances."""
+    require_mitigation: Literal["fsn", "cohort", "any"] | None = None
+    """With the gate on: refuse identification unless this score normalisation is in force
+    (``any``: either)."""
 
 
 def default_home() -> Path:

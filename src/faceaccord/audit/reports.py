@@ -35,6 +35,10 @@ class AccountabilityReport:
     first_entry: datetime | None
     last_entry: datetime | None
     fairness_audit: str | None
+    score_normaliser: dict[str, Any]
+    """The score normaliser in force (its ``describe()``: method, model, data hash, k, date)."""
+    comparisons: list[dict[str, Any]]
+    """Verifications and identifications by the score normaliser their entries record."""
 
 
 def build_report(
@@ -46,14 +50,21 @@ def build_report(
     policy: PolicyEngine,
     fairness_audit: str | None,
     now: datetime,
+    score_normaliser: dict[str, Any] | None = None,
 ) -> AccountabilityReport:
     org = session.get(OrganisationRow, organisation_id)
     entries = session.execute(
         select(AuditEntryRow.operation, AuditEntryRow.purpose, AuditEntryRow.decision,
-               AuditEntryRow.at).where(AuditEntryRow.organisation_id == organisation_id)
+               AuditEntryRow.at, AuditEntryRow.details)
+        .where(AuditEntryRow.organisation_id == organisation_id)
     ).all()  # fmt: skip
-    usage = Counter((op, purpose or "", decision) for op, purpose, decision, _ in entries)
-    moments = [at for *_, at in entries]
+    usage = Counter((op, purpose or "", decision) for op, purpose, decision, _, _ in entries)
+    normalised = Counter(
+        (op, str((details or {}).get("score_normaliser", "none (not recorded)")))
+        for op, _, _, _, details in entries
+        if op in ("verify", "identify")
+    )
+    moments = [at for _, _, _, at, _ in entries]
     galleries = session.scalars(
         select(GalleryRow).where(GalleryRow.organisation_id == organisation_id)
     ).all()
@@ -98,6 +109,11 @@ def build_report(
         first_entry=min(moments, default=None),
         last_entry=max(moments, default=None),
         fairness_audit=fairness_audit,
+        score_normaliser=score_normaliser or {"id": "none", "method": "none"},
+        comparisons=[
+            {"operation": op, "score_normaliser": normaliser, "count": count}
+            for (op, normaliser), count in sorted(normalised.items())
+        ],
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from faceaccord.biometrics.faces import FaceTemplate
 from faceaccord.biometrics.models.cards import ModelCard, OperatingPoint
 from faceaccord.errors import TemplateMismatchError
+from faceaccord.matching.normalisation import NO_NORMALISATION, ScoreNormaliser
 
 __all__ = ["VerificationResult", "compare_templates"]
 
@@ -21,13 +22,19 @@ __all__ = ["VerificationResult", "compare_templates"]
 class VerificationResult:
     match: bool
     distance: float
-    """Euclidean distance between the embeddings; the decision is ``distance <= threshold``."""
+    """Euclidean distance between the embeddings."""
     similarity: float
     """Cosine similarity of the embeddings (-1 to 1), for display and for comparing with other
     systems; decisions are made on ``distance``."""
     threshold: float
     operating_point: OperatingPoint
     model_id: str
+    normalised_distance: float
+    """The distance the decision is made on, ``normalised_distance <= threshold``: the
+    Euclidean distance plus the two templates' mean offset under the score normaliser in force
+    (equal to ``distance`` without one)."""
+    score_normaliser: str = "none"
+    """The id of the score normaliser in force (``none``, ``fsn:...``, ``cohort:...``)."""
 
 
 def compare_templates(
@@ -36,6 +43,7 @@ def compare_templates(
     *,
     card: ModelCard,
     operating_point: OperatingPoint,
+    normaliser: ScoreNormaliser = NO_NORMALISATION,
 ) -> VerificationResult:
     for template in (probe, reference):
         if template.model_id != card.id:
@@ -50,11 +58,15 @@ def compare_templates(
     distance = float(np.linalg.norm(a - b))
     norms = float(np.linalg.norm(a) * np.linalg.norm(b))
     similarity = float(a @ b / norms) if norms > 0 else 0.0
+    offsets = normaliser.offsets(np.stack([probe.embedding, reference.embedding]))
+    normalised = distance + float(offsets.sum()) / 2
     return VerificationResult(
-        match=distance <= operating_point.threshold,
+        match=normalised <= operating_point.threshold,
         distance=distance,
         similarity=similarity,
         threshold=operating_point.threshold,
         operating_point=operating_point,
         model_id=card.id,
+        normalised_distance=normalised,
+        score_normaliser=normaliser.id,
     )

@@ -32,6 +32,13 @@ from faceaccord.governance.entities import (
 from faceaccord.governance.vocabulary import Jurisdiction, Purpose, Sector
 from faceaccord.matching import make_index
 from faceaccord.matching.index import TemplateIndex
+from faceaccord.matching.normalisation import (
+    NO_NORMALISATION,
+    NormalisedIndex,
+    NormaliserError,
+    ScoreNormaliser,
+    load_normaliser,
+)
 from faceaccord.platform.organisation_rows import save_organisation
 from faceaccord.protection.envelope import DecryptionError, Sealed, open_template
 from faceaccord.protection.keys import SigningKey, load_master_key, load_signing_key
@@ -67,6 +74,9 @@ class Platform:
     clock: Clock
     engine_factory: Callable[[], Engine]
     _engine: Engine | None = None
+    _normaliser: list[ScoreNormaliser] = field(default_factory=list)
+    """The loaded normaliser (at most one), shared with every ``acting_for`` copy, like the
+    indexes it scores: one calibration per process."""
     _indexes: dict[tuple[str, str], _Indexed] = field(default_factory=dict)
     _indexes_lock: threading.RLock = field(default_factory=threading.RLock)
     _gallery_locks: dict[str, threading.RLock] = field(default_factory=dict)
@@ -122,6 +132,41 @@ class Platform:
         return self._engine
 
     @property
+    def normaliser(self) -> ScoreNormaliser:
+        """The score normaliser in force (``FACEACCORD_FAIRNESS__SCORE_NORMALISER``), checked
+        against the engine's model; plain distances when none is configured."""
+        with self._indexes_lock:
+            if not self._normaliser:
+                path = self.settings.fairness.score_normaliser
+                if path is None:
+                    self._normaliser.append(NO_NORMALISATION)
+                else:
+                    card = self.engine.card
+                    self._normaliser.append(
+                        load_normaliser(
+                            path,
+                            model_id=card.id,
+                            model_sha256=card.sha256,
+                            dimension=card.embedding_dim,
+                        )
+                    )
+            return self._normaliser[0]
+
+    @property
+    def normaliser_label(self) -> str:
+        """The normaliser's id for an audit entry, without loading the model to learn it (a
+        denial loads none)."""
+        path = self.settings.fairness.score_normaliser
+        if path is None:
+            return "none"
+        if not self.engine_loaded:
+            return f"configured: {path.name}"
+        try:
+            return self.normaliser.id
+        except NormaliserError as error:
+            return f"unusable: {path.name} ({error.code})"
+
+    @property
     def engine_loaded(self) -> bool:
         return self._engine is not None
 
@@ -136,6 +181,7 @@ class Platform:
                 policy=self.policy,
                 fairness_audit=self.settings.policy.fairness_audit,
                 now=self.clock(),
+                score_normaliser=self.normaliser.describe(),
             )
 
     def close(self) -> None:
@@ -292,7 +338,11 @@ class Platform:
 
     def _build_index(self, gallery_id: str) -> _Indexed:
         card = self.engine.card
-        index = make_index(self.settings.index.kind, model_id=card.id, dimension=card.embedding_dim)
+        index: TemplateIndex = make_index(
+            self.settings.index.kind, model_id=card.id, dimension=card.embedding_dim
+        )
+        if self.normaliser.method != "none":
+            index = NormalisedIndex(index, self.normaliser)
         with Session(self.db) as session, session.begin():
             # The generation is read first: rows committed after it make the index newer than
             # its label, which only costs one more rebuild, never a missed change.

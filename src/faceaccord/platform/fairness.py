@@ -20,6 +20,7 @@ from faceaccord.biometrics.folder_job import embed_files
 from faceaccord.biometrics.pipeline import Engine
 from faceaccord.fairness.audit import strict_json
 from faceaccord.fairness.datasets import Dataset
+from faceaccord.matching.normalisation import NormaliserError, ScoreNormaliser
 from faceaccord.platform.deployment import Platform
 from faceaccord.store.models import FairnessAuditRow
 
@@ -145,6 +146,13 @@ def fail_interrupted_audits(platform: Platform) -> int:
     return len(rows)
 
 
+def audited_normaliser(report: dict[str, Any] | None) -> str:
+    """The id of the score normaliser an audit report measured (``none`` before there were
+    normalisers, or with none in force)."""
+    scoring = (report or {}).get("scoring") or {}
+    return str((scoring.get("score_normaliser") or {}).get("id", "none"))
+
+
 @dataclass(frozen=True, slots=True)
 class GateStatus:
     required: bool
@@ -162,6 +170,9 @@ def fairness_gate(platform: Platform, *, threshold: float | None = None) -> Gate
     card = platform.engine.card
     if threshold is None:
         threshold = platform.engine.operating_point.threshold
+    in_force = _mitigation_in_force(platform, settings.require_mitigation)
+    if isinstance(in_force, GateStatus):
+        return in_force
     with platform.transaction() as session:
         # The operator's audits (run from the command line) and the organisation's own; never
         # another tenant's, whose existence this answer must not reveal.
@@ -187,7 +198,38 @@ def fairness_gate(platform: Platform, *, threshold: float | None = None) -> Gate
                 f"the latest audit of {card.id} ({audit.id}) measured threshold "
                 f"{audit.threshold:g}, not the {threshold:g} this search would use",
             )  # fmt: skip
+        audited = audited_normaliser(audit.report)
+        if audited != in_force.id:
+            return GateStatus(
+                True, False, audit.id,
+                f"the latest audit of {card.id} ({audit.id}) measured scores normalised by "
+                f"{audited!r}, not {in_force.id!r}, which is in force",
+            )  # fmt: skip
         return _bounds(audit, settings.max_fmr_ratio, settings.max_fnmr_ratio, settings.attribute)
+
+
+def _mitigation_in_force(platform: Platform, required: str | None) -> ScoreNormaliser | GateStatus:
+    """The normaliser in force, or the refusal when it cannot be used or is not the one the gate
+    requires."""
+    try:
+        in_force = platform.normaliser
+    except NormaliserError as error:
+        return GateStatus(True, False, None, f"the score normaliser cannot be used: {error}")
+    if required is not None and (
+        in_force.method == "none" if required == "any" else in_force.method != required
+    ):
+        wanted = (
+            "a score normalisation (fsn or cohort)"
+            if required == "any"
+            else (f"the score normalisation {required!r}")
+        )
+        return GateStatus(
+            True, False, None,
+            f"the fairness gate requires {wanted} in force, and this deployment runs with "
+            f"{in_force.id!r}: calibrate one with `faceaccord fairness calibrate` and set "
+            "FACEACCORD_FAIRNESS__SCORE_NORMALISER",
+        )  # fmt: skip
+    return in_force
 
 
 def _bounds(

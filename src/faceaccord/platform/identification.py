@@ -73,6 +73,8 @@ class Identification:
     operating_point: OperatingPoint
     gallery: str
     required_reviewers: int
+    score_normaliser: str = "none"
+    """Candidates' distances are normalised by this (``none``: plain distances)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -86,6 +88,7 @@ class Identification:
             "gallery": self.gallery,
             "threshold": self.operating_point.threshold,
             "operating_point": self.operating_point.name,
+            "score_normaliser": self.score_normaliser,
         }
 
 
@@ -137,17 +140,19 @@ def identify(
     if not decision.allowed:
         platform.record_decision(
             actor=actor, operation="identify", purpose=purpose, decision=decision,
-            gallery_id=gallery_row.id, outcome="denied",
+            gallery_id=gallery_row.id, outcome="denied", score_normaliser=platform.normaliser_label,
         )  # fmt: skip
         raise PolicyDeniedError(decision)
     engine = platform.engine
     try:
         point = operating_point_for(decision, card=engine.card, current=engine.operating_point)
+        normaliser = platform.normaliser
         probe = engine.largest_template(image, which="probe")
     except FaceAccordError as error:
         platform.record_decision(
             actor=actor, operation="identify", purpose=purpose, decision=decision,
             gallery_id=gallery_row.id, outcome=error.code,
+            score_normaliser=platform.normaliser_label,
         )  # fmt: skip
         raise
     found = platform.index_for(gallery_row.id).search(
@@ -224,6 +229,7 @@ def identify(
                     "operating_point": point.name,
                     "model": engine.model_id,
                     "k": k,
+                    "score_normaliser": normaliser.id,
                 },
             ),
         )
@@ -235,6 +241,7 @@ def identify(
         operating_point=point,
         gallery=gallery,
         required_reviewers=reviewers,
+        score_normaliser=normaliser.id,
     )
 
 

@@ -55,6 +55,7 @@ def verify(
     engine = platform.engine
     try:
         point = operating_point_for(decision, card=engine.card, current=engine.operating_point)
+        normaliser = platform.normaliser
         first = engine.largest_template(probe, which="first")
         second = engine.largest_template(reference, which="second")
     except PolicyDeniedError as refusal:  # an obligation no operating point meets
@@ -63,7 +64,9 @@ def verify(
     except FaceAccordError as error:  # not an image, no face, too large
         _record(platform, actor, purpose, decision, outcome=error.code)
         raise
-    result = compare_templates(first, second, card=engine.card, operating_point=point)
+    result = compare_templates(
+        first, second, card=engine.card, operating_point=point, normaliser=normaliser
+    )
     reviewers = max(
         (o.reviewers for o in decision.obligations if isinstance(o, HumanReview)), default=0
     )
@@ -85,11 +88,12 @@ def _record(
 ) -> None:
     if result is None:
         platform.record_decision(
-            actor=actor, operation="verify", purpose=purpose, decision=decision, outcome=outcome
-        )
+            actor=actor, operation="verify", purpose=purpose, decision=decision, outcome=outcome,
+            score_normaliser=platform.normaliser_label,
+        )  # fmt: skip
         return
     platform.record_decision(
         actor=actor, operation="verify", purpose=purpose, decision=decision, outcome=outcome,
         threshold=result.threshold, operating_point=result.operating_point.name,
-        model=result.model_id,
+        model=result.model_id, score_normaliser=result.score_normaliser,
     )  # fmt: skip

@@ -85,9 +85,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = Platform.open(settings, engine=engine or Engine.load(settings), clock=clock)
         app.state.platform = platform
+        try:
+            normaliser = platform.normaliser  # a bad calibration file stops the start, loudly
+        except BaseException:
+            platform.close()
+            raise
         fail_interrupted_audits(platform)
         app.state.fairness_executor = ThreadPoolExecutor(max_workers=1)
-        _log.info("faceaccord service ready", extra={"home": str(settings.home)})
+        _log.info(
+            "faceaccord service ready",
+            extra={"home": str(settings.home), "score_normaliser": normaliser.id},
+        )
         try:
             yield
         finally:
