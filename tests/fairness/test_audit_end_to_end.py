@@ -175,8 +175,9 @@ def test_the_report_json_has_the_versioned_schema(sample_audit: dict[str, Any]) 
     assert report["schema"] == SCHEMA == "faceaccord.fairness-audit/1"
     assert {
         "schema", "generated_at", "dataset", "model", "threshold", "overall", "bootstrap",
-        "alpha", "small_cell_rules", "attributes", "limitations", "audit_id",
+        "alpha", "small_cell_rules", "attributes", "limitations", "audit_id", "scoring",
     } == set(report)  # fmt: skip
+    assert report["scoring"] == {"score_normaliser": {"id": "none", "method": "none"}}
     assert report["dataset"]["name"] == "people"
     assert report["dataset"]["images"] == 5 + 2 + 2 + 2
     assert report["dataset"]["subjects"] == 4
@@ -192,7 +193,7 @@ def test_the_report_json_has_the_versioned_schema(sample_audit: dict[str, Any]) 
     assert "target FMR of 0.001" in threshold["method"]
     assert threshold["comparison"] == "distance <= threshold is a match"
     assert set(report["overall"]) == {
-        "genuine_pairs", "impostor_pairs", "fmr", "fnmr", "eer", "fta",
+        "genuine_pairs", "impostor_pairs", "fmr", "fnmr", "eer", "fta", "tmr_at_target_fmr",
     }  # fmt: skip
     assert report["overall"]["fmr"] <= 1e-3
     assert report["bootstrap"] == {

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from faceaccord.biometrics.pipeline import Engine
 from faceaccord.cli.galleries import opened
 from faceaccord.cli.output import JsonOption, errors_reported, load_settings, print_json
 from faceaccord.errors import InputError
 from faceaccord.fairness.audit import AuditOptions, run_audit
-from faceaccord.fairness.datasets import Dataset, load_dataset
+from faceaccord.fairness.comparison import DEFAULT_FOLDS, compare_mitigations
+from faceaccord.fairness.datasets import Dataset, dataset_sha256, load_dataset
 from faceaccord.fairness.metrics import DEFAULT_ALPHA, summarize
+from faceaccord.fairness.mitigation import ALIGN_FMR, calibrate, describe_methods
 from faceaccord.fairness.report import render_html
+from faceaccord.matching.normalisation import save_normaliser
 from faceaccord.platform.fairness import embed_dataset, record_audit, start_audit
 from faceaccord.settings import Settings
 
@@ -49,12 +55,27 @@ def audit(
         bool, typer.Option("--record", help="Record it in the deployment (the gate reads it).")
     ] = False,
     workers: Annotated[int | None, typer.Option(min=1)] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            help="Side by side with label-free score normalisations calibrated by "
+            "cross-validation over people, e.g. none,fsn,cohort."
+        ),
+    ] = None,
+    folds: Annotated[int, typer.Option(min=3, max=20, help="Folds for --compare.")] = (
+        DEFAULT_FOLDS
+    ),
     json_output: JsonOption = False,
 ) -> None:
     """Measure error rates per demographic group at one global threshold, with subject-level
-    bootstrap confidence intervals; write report.json and a self-contained report.html."""
+    bootstrap confidence intervals; write report.json and a self-contained report.html. The
+    score normaliser in force (if any) scores the pairs; --compare measures mitigations side by
+    side instead."""
     with errors_reported(json_output):
         settings = load_settings()
+        methods = _methods(compare) if compare else None
+        if methods and record:
+            raise InputError("--record records the deployment as it is; it cannot take --compare")
         data = load_dataset(
             dataset,
             labels=labels,
@@ -65,16 +86,80 @@ def audit(
             raise InputError("no demographic attribute to audit: give --labels or --attributes")
         out.mkdir(parents=True, exist_ok=True)
         report = _measure(settings, data, out, target_fmr, deployed_threshold, bootstrap, seed,
-                          alpha, record, workers, json_output)  # fmt: skip
+                          alpha, record, workers, json_output, methods, folds)  # fmt: skip
         html = out / "report.html"
         (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         html.write_text(render_html(report), encoding="utf-8")
         if json_output:
             print_json({"report": str(out / "report.json"), "html": str(html),
                         "threshold": report["threshold"], "summaries": _summaries(report),
-                        "audit_id": report.get("audit_id")})  # fmt: skip
+                        "audit_id": report.get("audit_id"),
+                        "comparison": _comparison_summary(report)})  # fmt: skip
         else:
             _print_summary(report, out)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    dataset: Annotated[
+        Path,
+        typer.Option(exists=True, help="A folder per person, or a manifest CSV (path, subject)."),
+    ],
+    out: Annotated[Path, typer.Option(dir_okay=False, help="The calibration file to write.")],
+    method: Annotated[str, typer.Option(help="fsn (k-means clusters) or cohort.")] = "fsn",
+    k: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=256,
+            help="Clusters (fsn) or nearest templates (cohort); "
+            "default: chosen by label-free validation.",
+        ),
+    ] = None,
+    target_fmr: Annotated[float, typer.Option(min=1e-6, max=0.5)] = ALIGN_FMR,
+    seed: Annotated[int, typer.Option()] = 20261122,
+    workers: Annotated[int | None, typer.Option(min=1)] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Calibrate a label-free score normaliser on a dataset's images and who they show (no
+    demographic label is read); load it with FACEACCORD_FAIRNESS__SCORE_NORMALISER."""
+    with errors_reported(json_output):
+        settings = load_settings()
+        if method not in ("fsn", "cohort"):
+            raise InputError(f"unknown method {method!r}: fsn or cohort")
+        data = load_dataset(dataset, demographics=False)
+        engine = Engine.load(settings)
+        embeddings = embed_dataset(data, engine=engine,
+                                   workers=workers or settings.worker_count())  # fmt: skip
+        rows = [i for i, e in enumerate(embeddings) if e is not None]
+        people = sorted({data.images[i].subject for i in rows})
+        matrix = np.stack([np.asarray(embeddings[i], dtype=np.float64) for i in rows])
+        subjects = np.array([people.index(data.images[i].subject) for i in rows], np.int64)
+        try:
+            normaliser = calibrate(
+                method, matrix, subjects, model_id=engine.card.id,
+                model_sha256=engine.card.sha256, data_sha256=dataset_sha256(data),
+                now=datetime.now(UTC), parameter=k, target_fmr=target_fmr, seed=seed,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise InputError(f"cannot calibrate on {dataset}: {exc}") from None
+        normaliser_id = save_normaliser(normaliser, out)
+        document = {"file": str(out), "id": normaliser_id, **normaliser.describe(),
+                    "images_without_a_face": len(embeddings) - len(rows)}  # fmt: skip
+        document["id"] = normaliser_id
+        if json_output:
+            print_json(document)
+            return
+        selection = document["selection"]
+        console = Console()
+        console.print(
+            f"{normaliser_id}: {method} on {len(rows)} images of {len(people)} people "
+            f"({selection['parameter']} = {selection['chosen']}, {selection['criterion']})"
+        )
+        console.print(f"written to {out}; set FACEACCORD_FAIRNESS__SCORE_NORMALISER={out}")
+        if method == "cohort":
+            console.print("note: a cohort calibration holds the calibration set's templates "
+                          "(biometric data, without names): keep it like a gallery")  # fmt: skip
 
 
 @app.command("summarize")
@@ -121,6 +206,8 @@ def _measure(
     record: bool,
     workers: int | None,
     quiet: bool,
+    methods: list[str] | None = None,
+    folds: int = DEFAULT_FOLDS,
 ) -> dict[str, object]:
     with opened() as platform:
         actor = settings.resolved_actor()
@@ -142,16 +229,26 @@ def _measure(
                 )  # fmt: skip
                 progress.update(task, description="measuring")
                 engine = platform.engine
-                report = run_audit(
-                    data, embeddings=embeddings, card=engine.card,
-                    options=AuditOptions(
-                        target_fmr=target_fmr,
-                        deployed=engine.operating_point if deployed else None,
-                        replicates=replicates, seed=seed, alpha=alpha,
-                    ),
-                    progress=lambda message: progress.update(task, description=message),
-                    now=platform.clock(),
+                options = AuditOptions(
+                    target_fmr=target_fmr,
+                    deployed=engine.operating_point if deployed else None,
+                    replicates=replicates, seed=seed, alpha=alpha,
                 )  # fmt: skip
+                say = lambda message: progress.update(task, description=message)  # noqa: E731
+                if methods:
+                    comparison = compare_mitigations(
+                        data, embeddings=embeddings, card=engine.card, options=options,
+                        methods=methods, folds=folds, progress=say, now=platform.clock(),
+                    )  # fmt: skip
+                    report = dict(comparison["reports"][methods[0]])
+                    report["comparison"] = comparison
+                else:
+                    in_force = platform.normaliser
+                    report = run_audit(
+                        data, embeddings=embeddings, card=engine.card, options=options,
+                        progress=say, now=platform.clock(),
+                        normaliser=in_force if in_force.method != "none" else None,
+                    )  # fmt: skip
         except Exception as error:
             if audit_id:
                 record_audit(platform, audit_id=audit_id, report=None, actor=actor,
@@ -162,6 +259,30 @@ def _measure(
                          organisation_id=None)  # fmt: skip
             report["audit_id"] = audit_id
         return report
+
+
+def _methods(compare: str) -> list[str]:
+    try:
+        methods = describe_methods(compare.split(","))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if len(methods) < 2:
+        raise InputError("--compare needs at least two methods, e.g. none,fsn")
+    return methods
+
+
+def _comparison_summary(report: dict[str, object]) -> dict[str, object] | None:
+    comparison = report.get("comparison")
+    if not isinstance(comparison, dict):
+        return None
+    table = comparison["table"]
+    return {
+        "overall": table["overall"],
+        "summaries": {
+            attribute: {method: data["summary"] for method, data in per_method.items()}
+            for attribute, per_method in table["attributes"].items()
+        },
+    }
 
 
 def _summaries(report: dict[str, object]) -> dict[str, object]:
@@ -195,7 +316,35 @@ def _print_summary(report: dict[str, object], out: Path) -> None:
                 f"  FMR ratio {_ratio(summary['fmr_ratio'])}, "
                 f"FNMR ratio {_ratio(summary['fnmr_ratio'])}, GARBE {summary['garbe']:.3f}"
             )
+    comparison = report.get("comparison")
+    if isinstance(comparison, dict):
+        _print_comparison(console, comparison)
     console.print(f"report: {out / 'report.html'}")
+
+
+def _print_comparison(console: Console, comparison: dict[str, object]) -> None:
+    table = comparison["table"]
+    assert isinstance(table, dict)
+    console.print(f"[bold]side by side[/bold] ({comparison['folds']}-fold cross-validation "
+                  "over people)")  # fmt: skip
+    for method, overall in table["overall"].items():
+        console.print(
+            f"  {method:<7} threshold {overall['threshold']:.4f}: FMR {_percent(overall['fmr'])}"
+            f", TMR {_percent(overall['tmr'])}, TMR at the target FMR "
+            f"{_percent(overall['tmr_at_target_fmr'])}"
+        )
+    for attribute, per_method in table["attributes"].items():
+        console.print(f"  [bold]{attribute}[/bold]")
+        for method, data in per_method.items():
+            rates = ", ".join(
+                f"{group} {_percent(cell['fmr']['value'])}"
+                for group, cell in data["groups"].items()
+            )
+            summary = data["summary"] or {}
+            console.print(
+                f"    {method:<7} FMR {rates}; FMR ratio {_ratio(summary.get('fmr_ratio'))}, "
+                f"GARBE {summary.get('garbe', float('nan')):.3f}"
+            )
 
 
 def _percent(value: float | None) -> str:

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from faceaccord.biometrics.models.cards import ModelCard, OperatingPoint
 from faceaccord.fairness.bootstrap import BootstrapRates, bootstrap_rates, difference_p_value
-from faceaccord.fairness.datasets import UNKNOWN, Dataset
+from faceaccord.fairness.datasets import UNKNOWN, Dataset, dataset_sha256
 from faceaccord.fairness.metrics import (
     DEFAULT_ALPHA,
     det_curve,
@@ -35,6 +35,10 @@ from faceaccord.fairness.metrics import (
     threshold_for_fmr,
 )
 from faceaccord.fairness.pairs import PairSet, build_pairs
+from faceaccord.matching.normalisation import ScoreNormaliser
+
+Rescore = Callable[[PairSet, NDArray[np.float64], NDArray[np.int64]], NDArray[np.float64]]
+"""New distances for the pairs, given them, the embeddings' rows and each row's subject."""
 
 __all__ = ["SCHEMA", "AuditOptions", "run_audit", "strict_json"]
 
@@ -65,9 +69,13 @@ def run_audit(
     options: AuditOptions,
     progress: Progress | None = None,
     now: datetime | None = None,
+    normaliser: ScoreNormaliser | None = None,
+    rescore: Rescore | None = None,
+    scoring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report (JSON-able) for ``dataset``; ``embeddings[i]`` is image i's template, or
-    ``None`` when no face could be acquired."""
+    ``None`` when no face could be acquired. Pairs are scored by ``normaliser`` (the one in
+    force) or ``rescore`` (a cross-validated calibration); ``scoring`` describes the latter."""
     say = progress or (lambda _: None)
     if len(embeddings) != len(dataset.images):
         raise ValueError("one embedding (or None) per image of the dataset")
@@ -80,6 +88,24 @@ def run_audit(
     subject_of = np.array([index[dataset.images[i].subject] for i in acquired], dtype=np.int64)
     say("pairing")
     pairs = build_pairs(matrix, subject_of, genuine_cap=options.genuine_cap, seed=options.seed)
+    if normaliser is not None and rescore is not None:
+        raise ValueError("score the pairs with a normaliser or a rescoring, not both")
+    if normaliser is not None:
+        offsets = normaliser.offsets(matrix.astype(np.float32))
+        pairs = pairs.with_distances(
+            pairs.distance + (offsets[pairs.row_a] + offsets[pairs.row_b]) / 2
+        )
+        described = normaliser.describe()
+        same_data = (described.get("data") or {}).get("sha256") == dataset_sha256(dataset)
+        scoring = {
+            "score_normaliser": described,
+            "cross_validated": False,
+            "calibrated_on_this_dataset": same_data,
+        }
+    elif rescore is not None:
+        say("normalising scores")
+        pairs = pairs.with_distances(rescore(pairs, matrix, subject_of))
+    scoring = scoring or {"score_normaliser": {"id": "none", "method": "none"}}
     impostor = pairs.distance[pairs.impostor]
     genuine = pairs.distance[pairs.genuine]
     if options.deployed is not None:
@@ -108,6 +134,7 @@ def run_audit(
             "provenance": dataset.provenance,
         },
         "model": {"id": card.id, "name": card.name, "sha256": card.sha256, "metric": card.metric},
+        "scoring": scoring,
         "threshold": {
             "value": threshold,
             "method": method,
@@ -121,6 +148,7 @@ def run_audit(
             "fnmr": false_non_match_rate(genuine, threshold),
             "eer": equal_error_rate(genuine, impostor),
             "fta": 1 - len(acquired) / len(dataset.images),
+            "tmr_at_target_fmr": 1 - fnmr_at_fmr(genuine, impostor, options.target_fmr),
         },
         "bootstrap": {
             "replicates": options.replicates,
@@ -135,7 +163,7 @@ def run_audit(
             "three 95 % upper bound"
         ),
         "attributes": {},
-        "limitations": _limitations(dataset),
+        "limitations": _limitations(dataset, scoring),
     }
     for attribute in dataset.attributes:
         say(f"measuring {attribute}")
@@ -334,8 +362,16 @@ def _differences(
     return tests
 
 
-def _limitations(dataset: Dataset) -> list[str]:
+def _limitations(dataset: Dataset, scoring: dict[str, Any]) -> list[str]:
+    extra = []
+    if scoring.get("calibrated_on_this_dataset"):
+        extra.append(
+            "The score normaliser in force was calibrated on this very dataset, so these rates "
+            "are optimistic; audit on other people, or compare with cross-validation "
+            "(--compare none,fsn,cohort)."
+        )
     return [
+        *extra,
         f"Demographic labels are {dataset.label_method}; groups are as the labels name them.",
         "Small groups give wide intervals: read the confidence intervals and the flags, and "
         "do not rank groups whose intervals overlap.",

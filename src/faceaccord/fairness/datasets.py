@@ -5,13 +5,14 @@ stay in the dataset and count as failure-to-acquire for their groups."""
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceaccord.errors import InputError
 
-__all__ = ["Dataset", "DatasetImage", "load_dataset"]
+__all__ = ["Dataset", "DatasetImage", "dataset_sha256", "load_dataset"]
 
 SUBJECT_KEYS = ("subject_id", "subject", "identity", "id")
 NOT_ATTRIBUTES = frozenset(
@@ -49,10 +50,18 @@ def load_dataset(
     labels: Path | None = None,
     attributes: Sequence[str] | None = None,
     label_method: str | None = None,
+    demographics: bool = True,
 ) -> Dataset:
-    """A manifest CSV, or a folder per person (with ``labels``: one row per person)."""
+    """A manifest CSV, or a folder per person (with ``labels``: one row per person). With
+    ``demographics=False`` no label is read at all: images and who they show, nothing else
+    (what calibrating a score normaliser may see)."""
+    if not demographics and (labels is not None or attributes):
+        raise InputError("demographic labels were given where none may be read")
     if path.is_file():
         rows = _read_csv(path)
+        if not demographics:
+            key = _subject_key(rows[0].keys(), path)
+            rows = [{k: v for k, v in row.items() if k in {"path", key}} for row in rows]
         return _from_manifest(path, rows, attributes, label_method)
     if not path.is_dir():
         raise InputError(f"no dataset at {path}: give a manifest CSV or a folder per person")
@@ -119,6 +128,20 @@ def _from_manifest(
         label_method=label_method or ", ".join(sorted(methods)) or _guess_method(columns),
         provenance=_provenance(path.parent),
     )
+
+
+def dataset_sha256(dataset: Dataset) -> str:
+    """A hash of the dataset's content: each image's path relative to the root, its person and
+    its bytes' SHA-256, in order (labels are not part of it)."""
+    digest = hashlib.sha256()
+    for image in dataset.images:
+        try:
+            relative = image.path.relative_to(dataset.root)
+        except ValueError:
+            relative = image.path
+        file_hash = hashlib.sha256(image.path.read_bytes()).hexdigest()
+        digest.update(f"{relative}\0{image.subject}\0{file_hash}\n".encode())
+    return digest.hexdigest()
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
