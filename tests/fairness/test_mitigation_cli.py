@@ -225,3 +225,28 @@ def test_cohort_normalisation_narrows_the_gap_without_costing_true_matches(
     overall = table["overall"]
     assert overall["cohort"]["tmr_at_target_fmr"] >= overall["none"]["tmr_at_target_fmr"] - 0.01
     assert "comparison" in compared  # and the page shows it
+
+
+def test_an_audit_measures_the_normaliser_in_force_and_says_when_it_saw_its_data(
+    six_people: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACEACCORD_HOME", str(tmp_path / "home"))
+    calibration = tmp_path / "fsn.json"
+    code, made = cli("calibrate", "--dataset", six_people, "--out", calibration, "--k", "2")
+    assert code == 0, made
+    assert isinstance(made, dict)
+    monkeypatch.setenv("FACEACCORD_FAIRNESS__SCORE_NORMALISER", str(calibration))
+    labels = tmp_path / "labels.csv"
+    people = sorted(p.name for p in six_people.iterdir())
+    labels.write_text(
+        "identity,group\n" + "\n".join(f"{p},{p[0]}" for p in people) + "\n", encoding="utf-8"
+    )
+    code, printed = cli("audit", "--dataset", six_people, "--labels", labels,
+                        "--out", tmp_path / "out", "--bootstrap", "50", "--record")  # fmt: skip
+    assert code == 0, printed
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["scoring"]["score_normaliser"]["id"] == made["id"]
+    assert report["scoring"]["calibrated_on_this_dataset"] is True
+    assert any("calibrated on this very dataset" in item for item in report["limitations"])
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert made["id"] in page

@@ -243,11 +243,9 @@ def _measure(
                     report = dict(comparison["reports"][methods[0]])
                     report["comparison"] = comparison
                 else:
-                    in_force = platform.normaliser
                     report = run_audit(
                         data, embeddings=embeddings, card=engine.card, options=options,
-                        progress=say, now=platform.clock(),
-                        normaliser=in_force if in_force.method != "none" else None,
+                        progress=say, now=platform.clock(), normaliser=platform.normaliser,
                     )  # fmt: skip
         except Exception as error:
             if audit_id:

@@ -88,6 +88,8 @@ def run_audit(
     subject_of = np.array([index[dataset.images[i].subject] for i in acquired], dtype=np.int64)
     say("pairing")
     pairs = build_pairs(matrix, subject_of, genuine_cap=options.genuine_cap, seed=options.seed)
+    if normaliser is not None and normaliser.method == "none":
+        normaliser = None
     if normaliser is not None and rescore is not None:
         raise ValueError("score the pairs with a normaliser or a rescoring, not both")
     if normaliser is not None:

@@ -103,6 +103,7 @@ def _run(platform: Platform, audit_id: str, dataset: Any, body: NewAudit, actor:
                 replicates=body.bootstrap,
             ),
             now=platform.clock(),
+            normaliser=platform.normaliser,  # an audit measures the deployment as it scores
         )
         report["audit_id"] = audit_id
         record_audit(platform, audit_id=audit_id, report=report, actor=actor,
