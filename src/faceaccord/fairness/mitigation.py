@@ -38,6 +38,7 @@ from faceaccord.matching.normalisation import (
     CohortNormaliser,
     Provenance,
     ScoreNormaliser,
+    pairwise_distances,
 )
 
 __all__ = [
@@ -138,7 +139,7 @@ def _fit(
     seed: int,
     provenance: Provenance,
 ) -> ClusterNormaliser | CohortNormaliser:
-    distances = _pairwise(x, x)
+    distances = pairwise_distances(x, x)
     impostor = subjects[:, None] != subjects[None, :]
     upper = np.triu(impostor, k=1)
     a, b = np.nonzero(upper)
@@ -183,14 +184,8 @@ def kmeans(x: Matrix, k: int, *, seed: int) -> Matrix:
 
 
 def _nearest(x: Matrix, centroids: Matrix) -> Labels:
-    labels: Labels = np.argmin(_pairwise(x, centroids), axis=1).astype(np.int64)
+    labels: Labels = np.argmin(pairwise_distances(x, centroids), axis=1).astype(np.int64)
     return labels
-
-
-def _pairwise(x: Matrix, y: Matrix) -> Matrix:
-    squared = (x * x).sum(1)[:, None] - 2 * x @ y.T + (y * y).sum(1)[None, :]
-    distances: Matrix = np.sqrt(np.maximum(squared, 0.0))
-    return distances
 
 
 def _folds(subjects: Labels, folds: int, seed: int) -> Labels:
@@ -222,7 +217,7 @@ def selection_score(
                           seed=seed, provenance=provenance)  # fmt: skip
         xt, st = x[test], subjects[test]
         offsets = normaliser.offsets(xt.astype(np.float32))
-        distances = _pairwise(xt, xt) + (offsets[:, None] + offsets[None, :]) / 2
+        distances = pairwise_distances(xt, xt) + (offsets[:, None] + offsets[None, :]) / 2
         distances[st[:, None] == st[None, :]] = np.inf
         m = min(NEAREST_STRANGERS, len(xt) - 2)
         if m < 1:

@@ -58,6 +58,7 @@ __all__ = [
     "ScoreNormaliser",
     "load_normaliser",
     "normalised_distances",
+    "pairwise_distances",
     "save_normaliser",
 ]
 
@@ -168,11 +169,8 @@ class ClusterNormaliser:
 
     def clusters(self, embeddings: Vectors) -> NDArray[np.int64]:
         x = _rows(embeddings, self.centroids.shape[1])
-        squared = (
-            (x * x).sum(1)[:, None] - 2 * x @ self.centroids.T + (self.centroids**2).sum(1)[None]
-        )
-        labels: NDArray[np.int64] = np.argmin(squared, axis=1).astype(np.int64)
-        return labels
+        labels: NDArray[np.int64] = np.argmin(pairwise_distances(x, self.centroids), axis=1)
+        return labels.astype(np.int64)
 
     def offsets(self, embeddings: Vectors) -> Offsets:
         if len(embeddings) == 0:
@@ -214,8 +212,7 @@ class CohortNormaliser:
 
     def nearest_mean(self, embeddings: Vectors) -> NDArray[np.float64]:
         x = _rows(embeddings, self.cohort.shape[1])
-        squared = (x * x).sum(1)[:, None] - 2 * x @ self.cohort.T + (self.cohort**2).sum(1)[None]
-        distances = np.sqrt(np.maximum(squared, 0.0))
+        distances = pairwise_distances(x, self.cohort)
         m = min(self.m, distances.shape[1])
         nearest: NDArray[np.float64] = np.partition(distances, m - 1, axis=1)[:, :m].mean(axis=1)
         return nearest
@@ -233,6 +230,13 @@ class CohortNormaliser:
 
     def arrays(self) -> dict[str, NDArray[np.float64]]:
         return {"cohort": self.cohort}
+
+
+def pairwise_distances(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Euclidean distances between the rows of ``x`` and of ``y`` (len(x) x len(y))."""
+    squared = (x * x).sum(1)[:, None] - 2 * x @ y.T + (y * y).sum(1)[None, :]
+    distances: NDArray[np.float64] = np.sqrt(np.maximum(squared, 0.0))
+    return distances
 
 
 def _rows(embeddings: Vectors, dimension: int) -> NDArray[np.float64]:
