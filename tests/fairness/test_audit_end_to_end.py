@@ -212,7 +212,8 @@ def test_the_report_json_has_the_versioned_schema(sample_audit: dict[str, Any]) 
         report["attributes"]["group"]
     )
     printed = sample_audit["printed"]
-    assert set(printed) == {"report", "html", "threshold", "summaries", "audit_id"}
+    assert set(printed) == {"report", "html", "threshold", "summaries", "audit_id", "comparison"}
+    assert printed["comparison"] is None  # no --compare
     assert printed["threshold"] == report["threshold"]
     assert printed["summaries"] == {
         "group": report["attributes"]["group"]["summary"], "camera": None,
