@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_gallery.py $(SHORT)
 	$(BIN)/python benchmarks/bench_search.py $(SHORT)
 	$(BIN)/python benchmarks/bench_service.py $(SHORT)
+	$(BIN)/python benchmarks/bench_mitigation.py $(SHORT)
 
 bench-short:
 	$(MAKE) bench SHORT=--short
