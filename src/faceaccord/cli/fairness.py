@@ -65,6 +65,9 @@ def audit(
     folds: Annotated[int, typer.Option(min=3, max=20, help="Folds for --compare.")] = (
         DEFAULT_FOLDS
     ),
+    repeats: Annotated[
+        int, typer.Option(min=1, max=50, help="Random splits into folds for --compare.")
+    ] = 1,
     json_output: JsonOption = False,
 ) -> None:
     """Measure error rates per demographic group at one global threshold, with subject-level
@@ -86,7 +89,8 @@ def audit(
             raise InputError("no demographic attribute to audit: give --labels or --attributes")
         out.mkdir(parents=True, exist_ok=True)
         report = _measure(settings, data, out, target_fmr, deployed_threshold, bootstrap, seed,
-                          alpha, record, workers, json_output, methods, folds)  # fmt: skip
+                          alpha, record, workers, json_output, methods, folds,
+                          repeats)  # fmt: skip
         html = out / "report.html"
         (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         html.write_text(render_html(report), encoding="utf-8")
@@ -208,6 +212,7 @@ def _measure(
     quiet: bool,
     methods: list[str] | None = None,
     folds: int = DEFAULT_FOLDS,
+    repeats: int = 1,
 ) -> dict[str, object]:
     with opened() as platform:
         actor = settings.resolved_actor()
@@ -238,7 +243,8 @@ def _measure(
                 if methods:
                     comparison = compare_mitigations(
                         data, embeddings=embeddings, card=engine.card, options=options,
-                        methods=methods, folds=folds, progress=say, now=platform.clock(),
+                        methods=methods, folds=folds, repeats=repeats, progress=say,
+                        now=platform.clock(),
                     )  # fmt: skip
                     report = dict(comparison["reports"][methods[0]])
                     report["comparison"] = comparison
@@ -339,9 +345,16 @@ def _print_comparison(console: Console, comparison: dict[str, object]) -> None:
                 for group, cell in data["groups"].items()
             )
             summary = data["summary"] or {}
+            spread = table["splits"][method][attribute]["fmr_ratio"]
+            over = (
+                f" (median over {len(spread['values'])} splits {_ratio(spread['median'])}, "
+                f"{_ratio(spread['min'])}-{_ratio(spread['max'])})"
+                if len(spread["values"]) > 1
+                else ""
+            )
             console.print(
-                f"    {method:<7} FMR {rates}; FMR ratio {_ratio(summary.get('fmr_ratio'))}, "
-                f"GARBE {summary.get('garbe', float('nan')):.3f}"
+                f"    {method:<7} FMR {rates}; FMR ratio {_ratio(summary.get('fmr_ratio'))}"
+                f"{over}, GARBE {summary.get('garbe', float('nan')):.3f}"
             )
 
 

@@ -10,7 +10,10 @@ never sees them (``fairness.mitigation`` takes embeddings and person ids).
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -39,16 +42,22 @@ def compare_mitigations(
     methods: Sequence[str],
     folds: int = DEFAULT_FOLDS,
     parameter: int | None = None,
+    repeats: int = 1,
     progress: Progress | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """``{"methods": [...], "reports": {method: report}, "table": {...}}``."""
+    """``{"methods": [...], "reports": {method: report}, "table": {...}}``. With ``repeats`` >
+    1, each normalisation is also measured on that many different random splits of the people
+    into folds (the full report is the first split's), and the table gives the summary measures
+    of every split: how much the figures owe to one split."""
     try:
         chosen = describe_methods(methods)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if len(chosen) < 2:
         raise InputError("a comparison needs at least two methods, e.g. none,fsn")
+    if not 1 <= repeats <= 50:
+        raise InputError(f"repeats must be between 1 and 50, not {repeats}")
     people = len({dataset.images[i].subject for i, e in enumerate(embeddings) if e is not None})
     calibrated_on = people * (folds - 2) // folds
     if calibrated_on < MIN_CALIBRATION_PEOPLE:
@@ -57,12 +66,14 @@ def compare_mitigations(
             f"calibration would see {calibrated_on}, and it needs {MIN_CALIBRATION_PEOPLE}"
         )
     reports: dict[str, dict[str, Any]] = {}
+    splits: dict[str, list[dict[str, Any]]] = {}
     for method in chosen:
         if method == "none":
             reports[method] = run_audit(
                 dataset, embeddings=embeddings, card=card, options=options,
                 progress=progress, now=now,
             )  # fmt: skip
+            splits[method] = [_summaries(reports[method])]  # no calibration: no split
             continue
         reports[method] = run_audit(
             dataset, embeddings=embeddings, card=card, options=options, progress=progress,
@@ -80,12 +91,52 @@ def compare_mitigations(
                 ),
             },
         )  # fmt: skip
+        splits[method] = [_summaries(reports[method])]
+        for repeat in range(1, repeats):
+            quick = replace(options, replicates=50)  # only the point summaries are kept
+            again = run_audit(
+                dataset, embeddings=embeddings, card=card, options=quick, progress=progress,
+                now=now, rescore=_cross_validated(method, parameter, folds, options.seed + repeat),
+            )  # fmt: skip
+            splits[method].append(_summaries(again))
+    table = _table(reports)
+    table["splits"] = {method: _over_splits(runs) for method, runs in splits.items()}
     return {
         "methods": chosen,
         "folds": folds,
+        "repeats": repeats,
         "reports": reports,
-        "table": _table(reports),
+        "table": table,
     }
+
+
+def _summaries(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    return {
+        attribute: {
+            "fmr_ratio": (data["summary"] or {}).get("fmr_ratio"),
+            "garbe": (data["summary"] or {}).get("garbe"),
+        }
+        for attribute, data in report["attributes"].items()
+    }
+
+
+def _over_splits(runs: list[dict[str, dict[str, float | None]]]) -> dict[str, Any]:
+    """Per attribute and measure: every split's value, and their median, min and max (a ratio
+    that is undefined in a split counts as the largest)."""
+    result: dict[str, Any] = {}
+    for attribute in runs[0]:
+        result[attribute] = {}
+        for measure in ("fmr_ratio", "garbe"):
+            values = [run[attribute][measure] for run in runs]
+            ordered = sorted(math.inf if v is None else v for v in values)
+            median = statistics.median(ordered)
+            result[attribute][measure] = {
+                "values": values,
+                "median": None if math.isinf(median) else median,
+                "min": None if math.isinf(ordered[0]) else ordered[0],
+                "max": None if math.isinf(ordered[-1]) else ordered[-1],
+            }
+    return result
 
 
 def _cross_validated(method: str, parameter: int | None, folds: int, seed: int) -> Rescore:
