@@ -47,6 +47,15 @@ def variant(source: Path, target: Path, how: str) -> None:
     image.save(target, quality=92)
 
 
+def group_labels(people: Path, path: Path) -> Path:
+    """A labels CSV putting each person in the group of its first letter (a or b)."""
+    names = sorted(p.name for p in people.iterdir())
+    path.write_text(
+        "identity,group\n" + "\n".join(f"{n},{n[0]}" for n in names) + "\n", encoding="utf-8"
+    )
+    return path
+
+
 @pytest.fixture(scope="module")
 def six_people(samples: SamplePhotos, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six "people" made from the two sample people (each photo as it is, mirrored, brighter):
@@ -162,11 +171,7 @@ def test_compare_refuses_what_it_cannot_measure(
     expected: str,
 ) -> None:
     monkeypatch.setenv("FACEACCORD_HOME", str(tmp_path / "home"))
-    labels = tmp_path / "labels.csv"
-    people = sorted(p.name for p in six_people.iterdir())
-    labels.write_text(
-        "identity,group\n" + "\n".join(f"{p},{p[0]}" for p in people) + "\n", encoding="utf-8"
-    )
+    labels = group_labels(six_people, tmp_path / "labels.csv")
     code, message = cli("audit", "--dataset", six_people, "--labels", labels,
                         "--out", tmp_path / "out", "--bootstrap", "50", *extra)  # fmt: skip
     assert code != 0
@@ -244,11 +249,7 @@ def test_an_audit_measures_the_normaliser_in_force_and_says_when_it_saw_its_data
     assert code == 0, made
     assert isinstance(made, dict)
     monkeypatch.setenv("FACEACCORD_FAIRNESS__SCORE_NORMALISER", str(calibration))
-    labels = tmp_path / "labels.csv"
-    people = sorted(p.name for p in six_people.iterdir())
-    labels.write_text(
-        "identity,group\n" + "\n".join(f"{p},{p[0]}" for p in people) + "\n", encoding="utf-8"
-    )
+    labels = group_labels(six_people, tmp_path / "labels.csv")
     code, printed = cli("audit", "--dataset", six_people, "--labels", labels,
                         "--out", tmp_path / "out", "--bootstrap", "50", "--record")  # fmt: skip
     assert code == 0, printed
