@@ -11,14 +11,18 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 from typer.testing import CliRunner
 
 from faceaccord.cli.app import app
 from faceaccord.fairness.datasets import dataset_sha256, load_dataset
-from faceaccord.matching.normalisation import load_normaliser
+from faceaccord.matching.normalisation import CohortNormaliser, load_normaliser
+from faceaccord.protection.envelope import MasterKeySealer
+from faceaccord.protection.keys import load_master_key
 from faceaccord.samples import SamplePhotos
+from faceaccord.settings import Settings
 
 pytestmark = pytest.mark.real_model
 runner = CliRunner()
@@ -32,6 +36,11 @@ def cli(*args: str | Path) -> tuple[int, dict[str, Any] | str]:
         return result.exit_code, result.stderr or result.output
     document: dict[str, Any] = json.loads(result.stdout)
     return 0, document
+
+
+def deployment_sealer() -> MasterKeySealer:
+    """The sealer of the deployment at FACEACCORD_HOME (what calibrate sealed with)."""
+    return MasterKeySealer(load_master_key(Settings()))
 
 
 def variant(source: Path, target: Path, how: str) -> None:
@@ -93,11 +102,16 @@ def test_calibrate_writes_a_normaliser_for_the_model_in_use(
     )
     assert document["selection"]["parameter"] == "k"
     assert document["selection"]["criterion"].endswith("no demographic labels")
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    for array in saved["arrays"].values():  # sealed under the deployment's master key
+        assert "base64" not in array
+        assert array["sealed"]["key_id"] == document["sealed_with"]
     loaded = load_normaliser(
         out,
         model_id="dlib-resnet-v1",
         model_sha256=document["model"]["sha256"],
         dimension=128,
+        sealer=deployment_sealer(),
     )
     assert loaded.id == document["id"]
     assert loaded.k == document["selection"]["chosen"]  # type: ignore[union-attr]
@@ -109,7 +123,8 @@ def test_calibration_reads_no_demographic_column(
     """The same photos and people with the ethnicity column changed give the same calibration."""
     monkeypatch.setenv("FACEACCORD_HOME", str(tmp_path / "home"))
     photos = sorted(six_people.glob("*/*.jpg"))
-    documents = []
+    documents: list[dict[str, Any]] = []
+    loaded: list[Any] = []
     for number, labels in enumerate((("x", "y"), ("y", "x"))):
         manifest = six_people.parent / f"manifest-{number}.csv"
         rows = [
@@ -124,9 +139,17 @@ def test_calibration_reads_no_demographic_column(
         code, printed = cli("calibrate", "--dataset", manifest, "--out", out, "--method", "cohort",
                             "--k", "3")  # fmt: skip
         assert code == 0, printed
-        documents.append(json.loads(out.read_text(encoding="utf-8")))
+        document = json.loads(out.read_text(encoding="utf-8"))
+        documents.append(document)
+        sha256 = document["model"]["sha256"]
+        loaded.append(
+            load_normaliser(out, model_id="dlib-resnet-v1", model_sha256=sha256, dimension=128,
+                            sealer=deployment_sealer())
+        )  # fmt: skip
     first, second = documents
-    assert first["arrays"] == second["arrays"]
+    assert isinstance(loaded[0], CohortNormaliser)
+    assert isinstance(loaded[1], CohortNormaliser)
+    assert np.array_equal(loaded[0].cohort, loaded[1].cohort)
     assert first["parameters"] == second["parameters"]
     assert first["data"] == second["data"]
 
@@ -259,3 +282,17 @@ def test_an_audit_measures_the_normaliser_in_force_and_says_when_it_saw_its_data
     assert any("calibrated on this very dataset" in item for item in report["limitations"])
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert made["id"] in page
+
+
+def test_an_unsealed_calibration_is_possible_and_says_so(
+    six_people: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACEACCORD_HOME", str(tmp_path / "home"))
+    out = tmp_path / "plain.json"
+    code, document = cli("calibrate", "--dataset", six_people, "--out", out, "--method",
+                         "cohort", "--k", "3", "--no-seal")  # fmt: skip
+    assert code == 0, document
+    assert isinstance(document, dict)
+    assert document["sealed_with"] is None
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert "base64" in saved["arrays"]["cohort"]

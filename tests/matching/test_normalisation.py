@@ -39,6 +39,8 @@ from faceaccord.matching.normalisation import (
     normalised_distances,
     save_normaliser,
 )
+from faceaccord.protection.envelope import MasterKeySealer
+from faceaccord.protection.keys import MasterKey
 
 MODEL_SHA = "ab" * 32
 OTHER_SHA = "cd" * 32
@@ -691,3 +693,48 @@ def test_a_subject_far_in_raw_distance_but_nearest_normalised_is_found() -> None
     )
     assert expected[0][0] == "s39"
     assert same_answer(answer(index, probe, k=1, threshold=2.0), expected)
+
+
+# --- sealed calibrations ---------------------------------------------------------------------
+
+
+def sealer(byte: int = 7) -> MasterKeySealer:
+    return MasterKeySealer(MasterKey(bytes([byte]) * 32))
+
+
+def test_a_sealed_calibration_round_trips_and_keeps_no_array_in_clear(tmp_path: Path) -> None:
+    normaliser = cohort_normaliser()
+    path = tmp_path / "sealed.json"
+    save_normaliser(normaliser, path, sealer=sealer())
+    stored = json.loads(path.read_text(encoding="utf-8"))["arrays"]["cohort"]
+    assert "base64" not in stored
+    assert stored["sealed"]["key_id"] == sealer().key_id
+    clear = base64.b64encode(normaliser.cohort.astype("<f8").tobytes()).decode()
+    assert clear[:40] not in path.read_text(encoding="utf-8")
+    loaded = load_normaliser(path, model_id=MODEL, model_sha256=MODEL_SHA, dimension=SMALL,
+                             sealer=sealer())  # fmt: skip
+    assert isinstance(loaded, CohortNormaliser)
+    assert np.array_equal(loaded.cohort, normaliser.cohort)
+
+
+def test_a_sealed_calibration_needs_its_deployments_key(tmp_path: Path) -> None:
+    path = tmp_path / "sealed.json"
+    save_normaliser(cohort_normaliser(), path, sealer=sealer(7))
+    with pytest.raises(NormaliserError, match=r"sealed with master key .*load it in the deploy"):
+        load(path)
+    with pytest.raises(NormaliserError, match=f"not this deployment's \\({sealer(8).key_id}\\)"):
+        load_normaliser(path, model_id=MODEL, model_sha256=MODEL_SHA, dimension=SMALL,
+                        sealer=sealer(8))  # fmt: skip
+
+
+def test_an_altered_sealed_array_does_not_decrypt(tmp_path: Path) -> None:
+    path = tmp_path / "sealed.json"
+    save_normaliser(cohort_normaliser(), path, sealer=sealer())
+    document = json.loads(path.read_text(encoding="utf-8"))
+    ciphertext = bytearray(base64.b64decode(document["arrays"]["cohort"]["sealed"]["ciphertext"]))
+    ciphertext[0] ^= 1
+    document["arrays"]["cohort"]["sealed"]["ciphertext"] = base64.b64encode(ciphertext).decode()
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(NormaliserError, match="'cohort' does not decrypt"):
+        load_normaliser(path, model_id=MODEL, model_sha256=MODEL_SHA, dimension=SMALL,
+                        sealer=sealer())  # fmt: skip

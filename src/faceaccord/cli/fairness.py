@@ -25,6 +25,8 @@ from faceaccord.fairness.mitigation import ALIGN_FMR, calibrate, describe_method
 from faceaccord.fairness.report import render_html
 from faceaccord.matching.normalisation import save_normaliser
 from faceaccord.platform.fairness import embed_dataset, record_audit, start_audit
+from faceaccord.protection.envelope import MasterKeySealer
+from faceaccord.protection.keys import load_master_key
 from faceaccord.settings import Settings
 
 app = typer.Typer(help="Demographic fairness audits.", no_args_is_help=True)
@@ -123,6 +125,13 @@ def calibrate_command(
     target_fmr: Annotated[float, typer.Option(min=1e-6, max=0.5)] = ALIGN_FMR,
     seed: Annotated[int, typer.Option()] = 20261122,
     workers: Annotated[int | None, typer.Option(min=1)] = None,
+    seal: Annotated[
+        bool,
+        typer.Option(
+            help="Encrypt the arrays (templates, for cohort) under the deployment's "
+            "master key; only that deployment can then load the file."
+        ),
+    ] = True,
     json_output: JsonOption = False,
 ) -> None:
     """Calibrate a label-free score normaliser on a dataset's images and who they show (no
@@ -147,9 +156,11 @@ def calibrate_command(
             )  # fmt: skip
         except ValueError as exc:
             raise InputError(f"cannot calibrate on {dataset}: {exc}") from None
-        normaliser_id = save_normaliser(normaliser, out)
+        sealer = MasterKeySealer(load_master_key(settings)) if seal else None
+        normaliser_id = save_normaliser(normaliser, out, sealer=sealer)
         document = {"file": str(out), "id": normaliser_id, **normaliser.describe(),
-                    "images_without_a_face": len(embeddings) - len(rows)}  # fmt: skip
+                    "images_without_a_face": len(embeddings) - len(rows),
+                    "sealed_with": sealer.key_id if sealer else None}  # fmt: skip
         document["id"] = normaliser_id
         if json_output:
             print_json(document)
@@ -161,9 +172,12 @@ def calibrate_command(
             f"({selection['parameter']} = {selection['chosen']}, {selection['criterion']})"
         )
         console.print(f"written to {out}; set FACEACCORD_FAIRNESS__SCORE_NORMALISER={out}")
-        if method == "cohort":
-            console.print("note: a cohort calibration holds the calibration set's templates "
-                          "(biometric data, without names): keep it like a gallery")  # fmt: skip
+        if sealer is not None:
+            console.print(f"its arrays are sealed with this deployment's master key "
+                          f"({sealer.key_id}): only this deployment can load it")  # fmt: skip
+        elif method == "cohort":
+            console.print("note: an unsealed cohort calibration holds the calibration set's "
+                          "templates in clear (biometric data, without names)")  # fmt: skip
 
 
 @app.command("summarize")

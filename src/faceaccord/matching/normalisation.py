@@ -25,8 +25,10 @@ the calibration set: the model card's operating points keep their meaning.
 Calibrations are JSON files (``faceaccord.score-normaliser/1``) holding the model they were made
 for, a hash of the calibration data, the method, its parameters (k), how they were chosen, the
 date, and the arrays; the normaliser's id is ``<method>:<first 12 hex of the file's SHA-256>``.
-A cohort calibration holds the calibration set's *templates* (without names): it is biometric
-data and is written readable by its owner only.
+A cohort calibration holds the calibration set's *templates* (without names), and an fsn
+centroid may rest on few people: both are biometric data. Files are written readable by their
+owner only, and ``faceaccord fairness calibrate`` seals the arrays under the deployment's master
+key (AES-256-GCM; a ``Sealer``), so only that deployment can load them.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from faceaccord.errors import ConfigurationError
+from faceaccord.errors import ConfigurationError, FaceAccordError
 from faceaccord.matching.index import Candidate, TemplateIndex
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "NormaliserError",
     "Provenance",
     "ScoreNormaliser",
+    "Sealer",
     "load_normaliser",
     "normalised_distances",
     "pairwise_distances",
@@ -70,6 +73,20 @@ Offsets = NDArray[np.float64]
 
 class NormaliserError(ConfigurationError):
     code = "bad_score_normaliser"
+
+
+class Sealer(Protocol):
+    """Encrypts a calibration's arrays at rest (the deployment's master key, in
+    ``faceaccord.protection.envelope.MasterKeySealer``)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def seal(self, plain: bytes, *, aad: bytes) -> tuple[bytes, bytes]:
+        """``(nonce, ciphertext)``."""
+        ...
+
+    def open(self, nonce: bytes, ciphertext: bytes, *, aad: bytes) -> bytes: ...
 
 
 class ScoreNormaliser(Protocol):
@@ -251,9 +268,12 @@ def _rows(embeddings: Vectors, dimension: int) -> NDArray[np.float64]:
 # --- files -------------------------------------------------------------------------------------
 
 
-def save_normaliser(normaliser: ClusterNormaliser | CohortNormaliser, path: Path) -> str:
-    """Write the calibration atomically (owner-only); returns the normaliser's id."""
-    document = _document(normaliser)
+def save_normaliser(
+    normaliser: ClusterNormaliser | CohortNormaliser, path: Path, *, sealer: Sealer | None = None
+) -> str:
+    """Write the calibration atomically (owner-only), its arrays encrypted by ``sealer`` when
+    one is given; returns the normaliser's id."""
+    document = _document(normaliser, sealer)
     text = json.dumps(document, indent=1, sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -272,7 +292,9 @@ def save_normaliser(normaliser: ClusterNormaliser | CohortNormaliser, path: Path
     return f"{normaliser.method}:{digest[:12]}"
 
 
-def _document(normaliser: ClusterNormaliser | CohortNormaliser) -> dict[str, Any]:
+def _document(
+    normaliser: ClusterNormaliser | CohortNormaliser, sealer: Sealer | None
+) -> dict[str, Any]:
     parameters: dict[str, Any]
     if isinstance(normaliser, ClusterNormaliser):
         parameters = {"k": normaliser.k}
@@ -284,20 +306,39 @@ def _document(normaliser: ClusterNormaliser | CohortNormaliser) -> dict[str, Any
         "method": normaliser.method,
         **normaliser.provenance.as_dict(),
         "parameters": parameters,
-        "arrays": {name: _encode(array) for name, array in normaliser.arrays().items()},
+        "arrays": {
+            name: _encode(array, name, sealer) for name, array in normaliser.arrays().items()
+        },
     }
 
 
-def _encode(array: NDArray[np.float64]) -> dict[str, Any]:
-    data = np.ascontiguousarray(array, dtype="<f8")
-    return {"shape": list(data.shape), "dtype": "<f8",
-            "base64": base64.b64encode(data.tobytes()).decode("ascii")}  # fmt: skip
+def _aad(name: str) -> bytes:
+    return f"faceaccord/score-normaliser/{name}".encode()
 
 
-def _decode(value: Any, name: str, path: Path) -> NDArray[np.float64]:
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _encode(array: NDArray[np.float64], name: str, sealer: Sealer | None) -> dict[str, Any]:
+    data = np.ascontiguousarray(array, dtype="<f8").tobytes()
+    encoded: dict[str, Any] = {"shape": list(array.shape), "dtype": "<f8"}
+    if sealer is None:
+        encoded["base64"] = _b64(data)
+    else:
+        nonce, ciphertext = sealer.seal(data, aad=_aad(name))
+        encoded["sealed"] = {"key_id": sealer.key_id, "nonce": _b64(nonce),
+                             "ciphertext": _b64(ciphertext)}  # fmt: skip
+    return encoded
+
+
+def _decode(value: Any, name: str, path: Path, sealer: Sealer | None) -> NDArray[np.float64]:
     try:
         shape = tuple(int(n) for n in value["shape"])
-        raw = base64.b64decode(value["base64"], validate=True)
+        if "sealed" in value:
+            raw = _unseal(value["sealed"], name, path, sealer)
+        else:
+            raw = base64.b64decode(value["base64"], validate=True)
         array = np.frombuffer(raw, dtype="<f8").reshape(shape).astype(np.float64)
     except (KeyError, TypeError, ValueError) as exc:
         raise NormaliserError(f"{path}: the array {name!r} is damaged ({exc})") from None
@@ -306,11 +347,31 @@ def _decode(value: Any, name: str, path: Path) -> NDArray[np.float64]:
     return array
 
 
+def _unseal(sealed: Any, name: str, path: Path, sealer: Sealer | None) -> bytes:
+    key_id = str(sealed["key_id"])
+    if sealer is None:
+        raise NormaliserError(
+            f"{path}: the array {name!r} is sealed with master key {key_id}; load it in the "
+            "deployment that holds that key"
+        )
+    if key_id != sealer.key_id:
+        raise NormaliserError(
+            f"{path}: the array {name!r} is sealed with master key {key_id}, not this "
+            f"deployment's ({sealer.key_id})"
+        )
+    nonce = base64.b64decode(sealed["nonce"], validate=True)
+    ciphertext = base64.b64decode(sealed["ciphertext"], validate=True)
+    try:
+        return sealer.open(nonce, ciphertext, aad=_aad(name))
+    except FaceAccordError as exc:
+        raise NormaliserError(f"{path}: the array {name!r} does not decrypt ({exc})") from None
+
+
 def load_normaliser(
-    path: Path, *, model_id: str, model_sha256: str, dimension: int
+    path: Path, *, model_id: str, model_sha256: str, dimension: int, sealer: Sealer | None = None
 ) -> ClusterNormaliser | CohortNormaliser:
     """A calibration file, checked: its schema, that it was made for this model (id and weights'
-    hash), and that its arrays fit the model's embeddings."""
+    hash), and that its arrays fit the model's embeddings (sealed arrays need ``sealer``)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -345,7 +406,7 @@ def load_normaliser(
             f"({model_sha256[:12]}): calibrate again with this model"
         )
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return _from_arrays(path, method, parameters, arrays, provenance, digest, dimension)
+    return _from_arrays(path, method, parameters, arrays, provenance, digest, dimension, sealer)
 
 
 def _from_arrays(
@@ -356,17 +417,18 @@ def _from_arrays(
     provenance: Provenance,
     digest: str,
     dimension: int,
+    sealer: Sealer | None,
 ) -> ClusterNormaliser | CohortNormaliser:
     if method == "fsn":
-        centroids = _decode(arrays.get("centroids"), "centroids", path)
-        offsets = _decode(arrays.get("cluster_offsets"), "cluster_offsets", path)
+        centroids = _decode(arrays.get("centroids"), "centroids", path, sealer)
+        offsets = _decode(arrays.get("cluster_offsets"), "cluster_offsets", path, sealer)
         if centroids.ndim != 2 or centroids.shape[1] != dimension or centroids.shape[0] < 1:
             raise NormaliserError(f"{path}: centroids of shape {centroids.shape} do not fit "
                                   f"{dimension}-dimensional embeddings")  # fmt: skip
         if offsets.shape != (centroids.shape[0],):
             raise NormaliserError(f"{path}: one offset per cluster is needed")
         return ClusterNormaliser(centroids, offsets, provenance, digest)
-    cohort = _decode(arrays.get("cohort"), "cohort", path)
+    cohort = _decode(arrays.get("cohort"), "cohort", path, sealer)
     if cohort.ndim != 2 or cohort.shape[1] != dimension or cohort.shape[0] < 1:
         raise NormaliserError(f"{path}: a cohort of shape {cohort.shape} does not fit "
                               f"{dimension}-dimensional embeddings")  # fmt: skip

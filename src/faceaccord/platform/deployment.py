@@ -40,7 +40,12 @@ from faceaccord.matching.normalisation import (
     load_normaliser,
 )
 from faceaccord.platform.organisation_rows import save_organisation
-from faceaccord.protection.envelope import DecryptionError, Sealed, open_template
+from faceaccord.protection.envelope import (
+    DecryptionError,
+    MasterKeySealer,
+    Sealed,
+    open_template,
+)
 from faceaccord.protection.keys import SigningKey, load_master_key, load_signing_key
 from faceaccord.settings import Settings
 from faceaccord.store.database import create_database_engine, create_vault_engine, upgrade
@@ -148,6 +153,7 @@ class Platform:
                             model_id=card.id,
                             model_sha256=card.sha256,
                             dimension=card.embedding_dim,
+                            sealer=MasterKeySealer(load_master_key(self.settings)),
                         )
                     )
             return self._normaliser[0]

@@ -22,6 +22,7 @@ from faceaccord.protection.keys import MasterKey
 
 __all__ = [
     "DecryptionError",
+    "MasterKeySealer",
     "Sealed",
     "new_data_key",
     "open_template",
@@ -67,6 +68,25 @@ def open_template(
 ) -> NDArray[np.float32]:
     plain = _open(data_key, sealed, _template_aad(template_id, model_id), "template")
     return np.frombuffer(plain, dtype="<f4").astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class MasterKeySealer:
+    """Seals data at rest under the deployment's master key (AES-256-GCM, a fresh nonce each
+    time, the caller's associated data): what a score-normaliser calibration's arrays use."""
+
+    master: MasterKey
+
+    @property
+    def key_id(self) -> str:
+        return self.master.id
+
+    def seal(self, plain: bytes, *, aad: bytes) -> tuple[bytes, bytes]:
+        sealed = _seal(self.master.material, plain, aad)
+        return sealed.nonce, sealed.ciphertext
+
+    def open(self, nonce: bytes, ciphertext: bytes, *, aad: bytes) -> bytes:
+        return _open(self.master.material, Sealed(nonce, ciphertext), aad, "calibration")
 
 
 def _template_aad(template_id: str, model_id: str) -> bytes:
